@@ -1,0 +1,1 @@
+"""Reptile Lab: a headless, vectorized PyTorch engine for Reptile meta-learning."""

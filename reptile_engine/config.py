@@ -1,0 +1,280 @@
+"""Experiment configuration: frozen dataclasses, validation with named ranges, TOML in and out.
+
+Every field carries its docstring and allowed range in ``metadata``. Fields a running session may
+change carry ``live=True``; the GUI builds its sliders from that metadata, and the trainer accepts
+updates only for them.
+
+>>> cfg = ExperimentConfig().with_updates({"inner.lr": 0.01})
+>>> cfg.inner.lr
+0.01
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of its allowed range."""
+
+    def __init__(self, field_name: str, value: Any, allowed: str):
+        self.field = field_name
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{field_name} = {value!r}: {allowed}")
+
+
+def _field(default: Any, doc: str, *, min: float | None = None, max: float | None = None,
+           live: bool = False, log: bool = False, choices: tuple[str, ...] | None = None,
+           slider_min: float | None = None) -> Any:
+    meta = {"doc": doc, "live": live, "log": log, "min": min, "max": max, "choices": choices,
+            "slider_min": slider_min}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Which task distribution to meta-train on and how many points each task shows."""
+
+    name: str = _field("sine", "Registered task distribution (entry point or module:attr).")
+    support: int = _field(10, "Support (training) points per task in meta-training.", min=1, max=10_000)
+    query: int = _field(10, "Query points per task for the post-adaptation metric.", min=1, max=10_000)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network whose initialisation Reptile meta-learns."""
+
+    hidden: int = _field(64, "Width of each hidden layer.", min=1, max=4096)
+    depth: int = _field(2, "Number of hidden layers.", min=1, max=16)
+    activation: str = _field("tanh", "Hidden-layer nonlinearity.", choices=("tanh", "relu"))
+
+
+@dataclass(frozen=True)
+class InnerConfig:
+    """The task-specific adaptation loop run from the meta-parameters for every task."""
+
+    optimizer: str = _field("sgd", "Inner optimizer; Adam runs with beta1 = 0 as in the paper.",
+                            choices=("sgd", "adam"), live=True)
+    steps: int = _field(5, "Inner steps K per task.", min=1, max=1000, live=True)
+    lr: float = _field(0.02, "Inner learning rate.", min=1e-6, max=10.0, live=True, log=True)
+    batch_size: int = _field(10, "Support points per inner minibatch (at most task.support).",
+                             min=1, max=10_000, live=True)
+    adam_beta2: float = _field(0.999, "Inner Adam's second-moment decay.", min=0.0, max=0.99999)
+    adam_eps: float = _field(1e-8, "Inner Adam's denominator epsilon.", min=1e-12, max=1.0)
+    backend: str = _field("auto", "Vectorized inner loop: batched matmuls, torch.func, or auto.",
+                          choices=("auto", "matmul", "func"))
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    """Reptile's outer loop."""
+
+    iterations: int = _field(10_000, "Meta-iterations to train.", min=1, max=1_000_000_000)
+    meta_batch: int = _field(5, "Tasks per meta-iteration (1 is the serial variant).",
+                             min=1, max=4096, live=True)
+    lr: float = _field(1.0, "Meta step size epsilon: theta += epsilon * (mean(phi) - theta) with SGD.",
+                       min=0.0, max=10.0, live=True, log=True, slider_min=1e-4)
+    optimizer: str = _field("sgd", "Outer optimizer fed the pseudo-gradient theta - mean(phi).",
+                            choices=("sgd", "adam"))
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """A learning-rate schedule over meta-iterations, scaling a base rate."""
+
+    kind: str = _field("constant", "Shape after warm-up.", choices=("constant", "linear", "cosine", "step"),
+                       live=True)
+    final_fraction: float = _field(0.0, "Final rate as a fraction of the base (linear, cosine).",
+                                   min=0.0, max=1.0)
+    warmup: int = _field(0, "Linear warm-up iterations from zero.", min=0, max=1_000_000_000)
+    step_every: int = _field(1000, "Iterations between decays (step).", min=1, max=1_000_000_000)
+    gamma: float = _field(0.5, "Decay factor per step (step).", min=0.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The held-out adaptation curve: query loss after 0..steps inner steps."""
+
+    tasks: int = _field(100, "Held-out tasks, drawn once from their own seed.", min=1, max=100_000)
+    support: int = _field(10, "Support points per held-out task.", min=1, max=10_000)
+    query: int = _field(100, "Query points per held-out task (a grid where the task allows).",
+                        min=1, max=100_000)
+    steps: int = _field(32, "Inner steps on the curve.", min=0, max=10_000)
+    lr: float = _field(0.02, "Full-batch SGD learning rate on held-out tasks.", min=1e-6, max=10.0, log=True)
+    every: int = _field(200, "Meta-iterations between adaptation curves.", min=1, max=1_000_000, live=True)
+    seed: int = _field(20_181_231, "Seed of the held-out tasks and the scratch network.", min=0, max=2**63 - 1)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole Reptile experiment."""
+
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    inner: InnerConfig = field(default_factory=InnerConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
+    meta_schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(kind="linear"))
+    inner_schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = _field(0, "Seed of the meta-parameters, task sampling and minibatches.", min=0, max=2**63 - 1)
+    device: str = _field("cpu", "Torch device.", choices=("cpu", "cuda", "auto"))
+    threads: int = _field(0, "Torch intra-op threads; 0 picks one for small models.", min=0, max=256)
+    checkpoint_every: int = _field(0, "Meta-iterations between automatic checkpoints (0: never).",
+                                   min=0, max=1_000_000_000)
+
+    def validate(self) -> ExperimentConfig:
+        """Check every field; raise ``ConfigError`` naming the first bad one. Returns ``self``."""
+        for path, value, f in iter_fields(self):
+            _check_value(path, value, f)
+        if self.inner.batch_size > self.task.support:
+            raise ConfigError("inner.batch_size", self.inner.batch_size,
+                              f"must be at most task.support = {self.task.support}")
+        from reptile_engine.tasks import registry  # late: the registry imports task modules
+
+        registry.resolve(self.task.name)
+        return self
+
+    def with_updates(self, changes: Mapping[str, Any]) -> ExperimentConfig:
+        """A validated copy with dotted-path fields replaced, e.g. ``{"inner.lr": 0.01}``."""
+        data = self.to_dict()
+        for path, value in changes.items():
+            section, _, name = path.rpartition(".")
+            target = data
+            if section:
+                if section not in data or not isinstance(data[section], dict):
+                    raise ConfigError(path, value, "unknown field")
+                target = data[section]
+            if name not in target:
+                raise ConfigError(path, value, "unknown field")
+            target[name] = value
+        return ExperimentConfig.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExperimentConfig:
+        """Build and validate from nested plain data; unknown keys and wrong types raise ``ConfigError``."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("<config>", data, "must be a table of sections")
+        return _build(cls, data, "").validate()
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    @classmethod
+    def from_toml(cls, text: str) -> ExperimentConfig:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("<toml>", "...", f"is not valid TOML ({exc})") from None
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_toml(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ExperimentConfig:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("<file>", str(path), f"cannot be read ({exc})") from None
+        return cls.from_toml(text)
+
+
+def iter_fields(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, dataclasses.Field]]:
+    """Yield ``(dotted_path, value, field)`` for every leaf field of a config."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        path = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            yield from iter_fields(value, path + ".")
+        else:
+            yield path, value, f
+
+
+def live_fields(config: ExperimentConfig) -> list[tuple[str, Any, dataclasses.Field]]:
+    """The fields a running session may change, in declaration order."""
+    return [item for item in iter_fields(config) if item[2].metadata.get("live")]
+
+
+def field_info(path: str) -> dataclasses.Field:
+    """The dataclass field behind a dotted path."""
+    for p, _, f in iter_fields(ExperimentConfig()):
+        if p == path:
+            return f
+    raise ConfigError(path, None, "unknown field")
+
+
+def describe_range(f: dataclasses.Field) -> str:
+    meta = f.metadata
+    if meta.get("choices"):
+        return "one of " + ", ".join(meta["choices"])
+    lo, hi = meta.get("min"), meta.get("max")
+    kind = "an integer" if f.type in (int, "int") else "a finite number"
+    if lo is not None and hi is not None:
+        return f"must be {kind} in [{lo:g}, {hi:g}]"
+    return f"must be {kind}"
+
+
+def _check_value(path: str, value: Any, f: dataclasses.Field) -> None:
+    meta = f.metadata
+    if meta.get("choices") is not None:
+        if value not in meta["choices"]:
+            raise ConfigError(path, value, describe_range(f))
+        return
+    if isinstance(value, str):
+        if not value:
+            raise ConfigError(path, value, "must not be empty")
+        return
+    if not math.isfinite(value):
+        raise ConfigError(path, value, describe_range(f))
+    lo, hi = meta.get("min"), meta.get("max")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(path, value, describe_range(f))
+
+
+def _coerce(path: str, value: Any, f: dataclasses.Field) -> Any:
+    expected = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str}[f.type]
+    if isinstance(value, bool):
+        raise ConfigError(path, value, describe_range(f) if expected is not str else "must be a string")
+    if expected is float and isinstance(value, int):
+        return float(value)
+    if expected is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, expected):
+        allowed = "must be a string" if expected is str else describe_range(f)
+        raise ConfigError(path, value, allowed)
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}", data[key], "unknown key")
+    kwargs: dict[str, Any] = {}
+    for name, f in known.items():
+        if name not in data:
+            continue
+        value = data[name]
+        path = f"{prefix}{name}"
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, Mapping):
+                raise ConfigError(path, value, "must be a table")
+            kwargs[name] = _build(type(default), {**dataclasses.asdict(default), **value}, path + ".")
+        else:
+            value = _coerce(path, value, f)
+            _check_value(path, value, f)
+            kwargs[name] = value
+    return cls(**kwargs)

@@ -1,0 +1,93 @@
+"""What the trainer reports: small frozen dataclasses of Python scalars and small numpy arrays.
+
+No tensor ever crosses a thread or process boundary, so a GUI slot can use an event as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from reptile_engine.config import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class IterationMetrics:
+    """One finished meta-iteration. Losses are mean query MSE over the meta-batch."""
+
+    iteration: int
+    loss_before: float
+    loss_after: float
+    meta_lr: float
+    inner_lr: float
+    meta_batch: int
+    inner_steps: int
+    iterations_per_second: float
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class AdaptationCurve:
+    """Mean held-out query MSE after 0..K inner steps, from the meta-parameters and from scratch."""
+
+    iteration: int
+    steps: np.ndarray
+    meta_init: np.ndarray
+    scratch: np.ndarray
+
+
+@dataclass(frozen=True)
+class ConfigChanged:
+    """Changes applied between iterations; ``iteration`` is the first iteration that uses them."""
+
+    iteration: int
+    changes: dict[str, tuple[Any, Any]]
+    config: ExperimentConfig
+
+
+@dataclass(frozen=True)
+class CommandRejected:
+    """A command could not be applied; nothing changed."""
+
+    iteration: int
+    message: str
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """The run moved to ``running`` or ``paused``."""
+
+    iteration: int
+    state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    iteration: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Diverged:
+    """A non-finite loss or parameter appeared; the meta-parameters were rolled back and the run paused."""
+
+    iteration: int
+    reason: str
+    rolled_back_to: int
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """``run()`` ended: ``completed`` its iterations or ``stopped`` on request."""
+
+    iteration: int
+    reason: str
+
+
+Event = (IterationMetrics | AdaptationCurve | ConfigChanged | CommandRejected | StateChanged | CheckpointSaved
+         | Diverged | Finished)

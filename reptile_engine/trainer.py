@@ -1,0 +1,397 @@
+"""The trainer: Reptile's outer loop, driven by commands and reporting events.
+
+``step()`` runs one meta-iteration. ``run()`` is a generator of events for a GUI worker, a CLI or a
+notebook. Other threads talk to a running trainer only through its command queue (``update``,
+``pause``, ``resume``, ``request_step``, ``stop``, ``request_checkpoint``, ``request_evaluation``),
+which the trainer drains between iterations, coalescing repeated updates and echoing each applied
+change as a ``ConfigChanged`` event. Nothing outside the trainer mutates its config.
+
+>>> from reptile_engine.config import ExperimentConfig
+>>> cfg = ExperimentConfig().with_updates({"meta.iterations": 3, "evaluation.steps": 2, "evaluation.tasks": 4})
+>>> trainer = Trainer(cfg)
+>>> [type(e).__name__ for e in trainer.run()]  # doctest: +NORMALIZE_WHITESPACE
+['StateChanged', 'AdaptationCurve', 'IterationMetrics', 'IterationMetrics', 'IterationMetrics',
+ 'AdaptationCurve', 'Finished']
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import queue
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reptile_engine import checkpoint
+from reptile_engine.algorithms.inner import InnerLoop, adapt, minibatches
+from reptile_engine.algorithms.reptile import pseudo_gradient
+from reptile_engine.config import ConfigError, ExperimentConfig, field_info, live_fields
+from reptile_engine.evaluation import adaptation_curve
+from reptile_engine.events import (
+    AdaptationCurve,
+    CheckpointSaved,
+    CommandRejected,
+    ConfigChanged,
+    Diverged,
+    Event,
+    Finished,
+    IterationMetrics,
+    StateChanged,
+)
+from reptile_engine.models import BatchedModel, build_model, mse_per_task
+from reptile_engine.schedules import scheduled_rate
+from reptile_engine.tasks import TaskBatch, TaskDistribution, registry
+
+SMALL_MODEL_PARAMETERS = 1_000_000
+"""Below this many parameters one intra-op thread is fastest: the ops are too small to split."""
+
+
+@dataclass(frozen=True)
+class Update:
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Pause:
+    pass
+
+
+@dataclass(frozen=True)
+class Resume:
+    pass
+
+
+@dataclass(frozen=True)
+class Step:
+    """Run exactly one iteration while paused."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    pass
+
+
+@dataclass(frozen=True)
+class SaveCheckpoint:
+    path: str
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    pass
+
+
+Command = Update | Pause | Resume | Step | Stop | SaveCheckpoint | Evaluate
+
+
+class CommandQueue:
+    """A thread-safe FIFO of commands, drained by the trainer between iterations only."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Command] = queue.SimpleQueue()
+
+    def put(self, command: Command) -> None:
+        self._queue.put(command)
+
+    def drain(self, block: bool) -> list[Command]:
+        """All queued commands; with ``block`` wait (without spinning) until there is at least one."""
+        commands = [self._queue.get()] if block else []
+        while True:
+            try:
+                commands.append(self._queue.get_nowait())
+            except queue.Empty:
+                return commands
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", name, "CUDA is not available on this machine; use cpu or auto")
+    return torch.device(name)
+
+
+def configure_threads(threads: int, parameters: int, device: torch.device) -> None:
+    """Use ``threads`` intra-op threads, or one for small CPU models, where splitting ops only costs."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+    elif device.type == "cpu" and parameters < SMALL_MODEL_PARAMETERS:
+        torch.set_num_threads(1)
+
+
+class Trainer:
+    """Reptile meta-training of one model on one task distribution."""
+
+    def __init__(self, config: ExperimentConfig | None = None, *, tasks: TaskDistribution | None = None,
+                 checkpoint_path: str | Path | None = None):
+        config = (config or ExperimentConfig()).validate()
+        self._config = config
+        self.tasks = tasks if tasks is not None else registry.make(config.task.name)
+        self.device = resolve_device(config.device)
+        sizes = [self.tasks.input_dim] + [config.model.hidden] * config.model.depth + [self.tasks.output_dim]
+        self.model: BatchedModel = build_model(sizes, config.model.activation, config.inner.backend)
+        configure_threads(config.threads, self.model.layout.size, self.device)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.theta = torch.nn.Parameter(self.model.init(self.generator).to(self.device))
+        self.optimizer = self._make_optimizer()
+        self.iteration = 0
+        self.elapsed = 0.0
+        self.iterations_per_second = 0.0
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+        self._commands = CommandQueue()
+        self._paused = False
+        self._stop_requested = False
+        self._step_requested = False
+        self._good_theta = self.theta.detach().clone()
+        self._eval_cache: dict[tuple, tuple[TaskBatch, np.ndarray]] = {}
+
+    @property
+    def config(self) -> ExperimentConfig:
+        return self._config
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        if self._config.meta.optimizer == "adam":
+            return torch.optim.Adam([self.theta], lr=self._config.meta.lr)
+        return torch.optim.SGD([self.theta], lr=self._config.meta.lr)
+
+    # Commands: safe to call from any thread.
+
+    def update(self, changes: Mapping[str, Any] | None = None, **fields: Any) -> None:
+        """Queue a change of live fields, e.g. ``update({"inner.lr": 0.01})``.
+
+        Raises ``ConfigError`` at once for an unknown, non-live or out-of-range value.
+        """
+        merged = {**(changes or {}), **{k.replace("__", "."): v for k, v in fields.items()}}
+        for path, value in merged.items():
+            if not field_info(path).metadata.get("live"):
+                raise ConfigError(path, value, "cannot change during a run; build a new trainer")
+        self._config.with_updates(merged)
+        self._commands.put(Update(merged))
+
+    def pause(self) -> None:
+        self._commands.put(Pause())
+
+    def resume(self) -> None:
+        self._commands.put(Resume())
+
+    def request_step(self) -> None:
+        self._commands.put(Step())
+
+    def stop(self) -> None:
+        self._commands.put(Stop())
+
+    def request_checkpoint(self, path: str | Path) -> None:
+        self._commands.put(SaveCheckpoint(str(path)))
+
+    def request_evaluation(self) -> None:
+        self._commands.put(Evaluate())
+
+    # Training.
+
+    def current_rates(self) -> tuple[float, float]:
+        """The scheduled (meta, inner) learning rates for the next iteration."""
+        cfg = self._config
+        horizon = cfg.meta.iterations
+        return (scheduled_rate(cfg.meta.lr, cfg.meta_schedule, self.iteration, horizon),
+                scheduled_rate(cfg.inner.lr, cfg.inner_schedule, self.iteration, horizon))
+
+    def step(self) -> IterationMetrics | Diverged:
+        """One meta-iteration; on a non-finite loss or parameter, roll back and return ``Diverged``."""
+        cfg = self._config
+        started = time.perf_counter()
+        meta_lr, inner_lr = self.current_rates()
+        for group in self.optimizer.param_groups:
+            group["lr"] = meta_lr
+        batch = self.tasks.sample(self.generator, cfg.meta.meta_batch, cfg.task.support, cfg.task.query)
+        batch = batch.to(self.device)
+        xs, ys = minibatches(self.generator, batch.support_x, batch.support_y, cfg.inner.steps,
+                             cfg.inner.batch_size)
+        inner = InnerLoop(cfg.inner.steps, inner_lr, cfg.inner.optimizer, cfg.inner.adam_beta2, cfg.inner.adam_eps)
+        theta = self.theta.detach()
+        with torch.no_grad():
+            at_theta = self.model.prepare(theta.expand(batch.num_tasks, -1))
+            before = mse_per_task(self.model.forward(at_theta, batch.query_x), batch.query_y)
+            phi, _ = adapt(self.model, theta, xs, ys, inner)
+            after = mse_per_task(self.model.forward(self.model.prepare(phi), batch.query_x), batch.query_y)
+            grad = pseudo_gradient(theta, phi)
+            loss_before, loss_after, grad_sum = torch.stack([before.mean(), after.mean(), grad.sum()]).tolist()
+        if not math.isfinite(loss_after):
+            return self._diverged(f"the loss after adaptation became {loss_after}", meta_lr, inner_lr)
+        if not math.isfinite(grad_sum):
+            return self._diverged("the adapted parameters became non-finite", meta_lr, inner_lr)
+        optimizer_state = copy.deepcopy(self.optimizer.state_dict()) if self.optimizer.state else None
+        self._good_theta.copy_(theta)
+        self.theta.grad = grad
+        self.optimizer.step()
+        if not math.isfinite(theta.sum().item()):
+            with torch.no_grad():
+                self.theta.copy_(self._good_theta)
+            if optimizer_state is not None:
+                self.optimizer.load_state_dict(optimizer_state)
+            return self._diverged("meta-parameters became non-finite after the outer step", meta_lr, inner_lr)
+        self.iteration += 1
+        duration = time.perf_counter() - started
+        self.elapsed += duration
+        rate = 1.0 / max(duration, 1e-9)
+        self.iterations_per_second = rate if self.iterations_per_second == 0 else \
+            0.95 * self.iterations_per_second + 0.05 * rate
+        return IterationMetrics(self.iteration, loss_before, loss_after, meta_lr, inner_lr, cfg.meta.meta_batch,
+                                cfg.inner.steps, self.iterations_per_second, self.elapsed)
+
+    def _diverged(self, reason: str, meta_lr: float, inner_lr: float) -> Diverged:
+        hyper = {path: value for path, value, _ in live_fields(self._config)}
+        hyper.update({"meta.lr (scheduled)": meta_lr, "inner.lr (scheduled)": inner_lr})
+        return Diverged(self.iteration + 1, reason, self.iteration, hyper)
+
+    def evaluate(self) -> AdaptationCurve:
+        """The adaptation curve on the held-out tasks, for the meta-parameters and a fresh network."""
+        ev = self._config.evaluation
+        key = (ev.tasks, ev.support, ev.query, ev.seed, ev.steps, ev.lr)
+        if key not in self._eval_cache:
+            generator = torch.Generator().manual_seed(ev.seed)
+            held_out = self.tasks.sample(generator, ev.tasks, ev.support, ev.query, query_grid=True).to(self.device)
+            scratch_theta = self.model.init(generator).to(self.device)
+            scratch = adaptation_curve(self.model, scratch_theta, held_out, ev.steps, ev.lr)
+            self._eval_cache = {key: (held_out, scratch)}
+        held_out, scratch = self._eval_cache[key]
+        meta = adaptation_curve(self.model, self.theta.detach(), held_out, ev.steps, ev.lr)
+        return AdaptationCurve(self.iteration, np.arange(ev.steps + 1), meta, scratch)
+
+    def run(self, iterations: int | None = None) -> Iterator[Event]:
+        """Train until ``iterations`` meta-iterations in total (default ``meta.iterations``) or a stop.
+
+        Yields an adaptation curve first and every ``evaluation.every`` iterations, metrics after
+        every iteration, and the answers to commands. While paused it blocks on the command queue.
+        """
+        self._stop_requested = False
+        yield StateChanged(self.iteration, "paused" if self._paused else "running")
+        yield self.evaluate()
+        while True:
+            yield from self._apply(self._commands.drain(block=self._paused and not self._stop_requested))
+            limit = iterations if iterations is not None else self._config.meta.iterations
+            if self._stop_requested or self.iteration >= limit:
+                break
+            if self._paused and not self._step_requested:
+                continue
+            self._step_requested = False
+            yield from self._train_once()
+        if self.iteration % self._config.evaluation.every != 0:
+            yield self.evaluate()
+        yield Finished(self.iteration, "stopped" if self._stop_requested else "completed")
+
+    def _train_once(self) -> Iterator[Event]:
+        event = self.step()
+        yield event
+        if isinstance(event, Diverged):
+            self._paused = True
+            yield StateChanged(self.iteration, "paused", "diverged")
+            return
+        cfg = self._config
+        if self.iteration % cfg.evaluation.every == 0:
+            yield self.evaluate()
+        if cfg.checkpoint_every and self.checkpoint_path and self.iteration % cfg.checkpoint_every == 0:
+            yield from self._save(self.checkpoint_path)
+
+    def _apply(self, commands: list[Command]) -> Iterator[Event]:
+        pending: dict[str, Any] = {}
+        for command in commands:
+            if isinstance(command, Update):
+                pending.update(command.changes)
+                continue
+            if pending:
+                yield from self._apply_update(pending)
+                pending = {}
+            if isinstance(command, Pause) and not self._paused:
+                self._paused = True
+                yield StateChanged(self.iteration, "paused")
+            elif isinstance(command, Resume) and self._paused:
+                self._paused = False
+                yield StateChanged(self.iteration, "running")
+            elif isinstance(command, Step):
+                self._step_requested = True
+            elif isinstance(command, Stop):
+                self._stop_requested = True
+            elif isinstance(command, SaveCheckpoint):
+                yield from self._save(Path(command.path))
+            elif isinstance(command, Evaluate):
+                yield self.evaluate()
+        if pending:
+            yield from self._apply_update(pending)
+
+    def _apply_update(self, changes: dict[str, Any]) -> Iterator[Event]:
+        try:
+            new = self._config.with_updates(changes)
+        except ConfigError as exc:
+            yield CommandRejected(self.iteration, str(exc), exc.field)
+            return
+        old_values = {path: value for path, value, _ in live_fields(self._config)}
+        new_values = {path: value for path, value, _ in live_fields(new)}
+        diff = {path: (old_values[path], new_values[path]) for path in changes
+                if old_values.get(path) != new_values.get(path)}
+        self._config = new
+        if diff:
+            yield ConfigChanged(self.iteration + 1, diff, new)
+
+    def _save(self, path: Path) -> Iterator[Event]:
+        try:
+            self.save_checkpoint(path)
+        except checkpoint.CheckpointError as exc:
+            yield CommandRejected(self.iteration, str(exc), "checkpoint")
+            return
+        yield CheckpointSaved(self.iteration, str(path))
+
+    # Checkpoints.
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write weights, optimizer and RNG state and counters atomically to ``path``."""
+        tensors = {"theta": self.theta.detach().cpu(), "rng.generator": self.generator.get_state()}
+        optimizer_tensors, optimizer_meta = checkpoint.split_state(self.optimizer.state_dict())
+        tensors.update({f"optimizer.{k}": v.cpu() for k, v in optimizer_tensors.items()})
+        meta = {"config": self._config.to_dict(), "iteration": self.iteration, "elapsed": self.elapsed,
+                "optimizer": optimizer_meta}
+        return checkpoint.save(path, tensors, meta)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, tasks: TaskDistribution | None = None,
+                        checkpoint_path: str | Path | None = None) -> Trainer:
+        """A trainer that continues exactly where the checkpoint at ``path`` left off."""
+        tensors, meta = checkpoint.load(path)
+        try:
+            config = ExperimentConfig.from_dict(meta["config"])
+        except (ConfigError, KeyError) as exc:
+            raise checkpoint.CheckpointError(f"{path}: the stored config is invalid ({exc})") from None
+        trainer = cls(config, tasks=tasks, checkpoint_path=checkpoint_path)
+        trainer.load_state(tensors, meta, source=str(path))
+        return trainer
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str = "state") -> None:
+        theta = tensors.get("theta")
+        if theta is None or theta.shape != self.theta.shape:
+            raise checkpoint.CheckpointError(
+                f"{source}: theta has shape {None if theta is None else tuple(theta.shape)}, "
+                f"the model needs {tuple(self.theta.shape)}")
+        if not torch.isfinite(theta).all():
+            raise checkpoint.CheckpointError(f"{source}: theta holds non-finite values")
+        try:
+            optimizer_state = checkpoint.join_state(
+                {k.removeprefix("optimizer."): v for k, v in tensors.items() if k.startswith("optimizer.")},
+                meta["optimizer"])
+            self.optimizer.load_state_dict(optimizer_state)
+            self.generator.set_state(tensors["rng.generator"])
+            self.iteration = int(meta["iteration"])
+            self.elapsed = float(meta["elapsed"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise checkpoint.CheckpointError(f"{source}: incomplete or inconsistent state ({exc})") from None
+        with torch.no_grad():
+            self.theta.copy_(theta.to(self.device))
+            self._good_theta.copy_(self.theta)

@@ -1,0 +1,1 @@
+"""Reptile Lab desktop app (PySide6 + pyqtgraph) over the headless engine."""
