@@ -82,6 +82,33 @@ class Diverged:
 
 
 @dataclass(frozen=True)
+class TaskFit:
+    """One task adapted from the current meta-parameters, predicted on a grid after each of ``steps``.
+
+    ``predictions`` is ``[len(steps), grid points]``; ``truth`` the task's noiseless target on the grid.
+    """
+
+    request: int
+    iteration: int
+    steps: tuple[int, ...]
+    grid_x: np.ndarray
+    truth: np.ndarray
+    predictions: np.ndarray
+    support_x: np.ndarray
+    support_y: np.ndarray
+    task: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The engine raised; the run is over, the last good state is where it was."""
+
+    iteration: int
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True)
 class Finished:
     """``run()`` ended: ``completed`` its iterations or ``stopped`` on request."""
 
@@ -90,4 +117,4 @@ class Finished:
 
 
 Event = (IterationMetrics | AdaptationCurve | ConfigChanged | CommandRejected | StateChanged | CheckpointSaved
-         | Diverged | Finished)
+         | Diverged | TaskFit | Failed | Finished)

@@ -22,14 +22,15 @@ Two implementations:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import functional_call, grad, grad_and_value, vmap
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,13 @@ class ParamLayout:
         return dict(zip(self.names, self.views(flat), strict=True))
 
 
+class MLPViews(NamedTuple):
+    """A flat buffer seen as layers ``(weight, weightᵀ, bias row)`` and as the parameter list."""
+
+    layers: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...]
+    params: list[torch.Tensor]
+
+
 class BatchedModel(Protocol):
     """What the vectorized inner loop needs from a model."""
 
@@ -74,6 +82,8 @@ class BatchedModel(Protocol):
     def loss_and_grad(self, prepared: Any, x: torch.Tensor, y: torch.Tensor,
                       ) -> tuple[torch.Tensor, list[torch.Tensor]]: ...
 
+    def gradient(self, prepared: Any, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]: ...
+
     def param_views(self, prepared: Any) -> list[torch.Tensor]: ...
 
 
@@ -85,10 +95,18 @@ def mse_per_task(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 _ACTIVATIONS = {"tanh": (nn.Tanh, torch.tanh), "relu": (nn.ReLU, torch.relu)}
 
 
-def _activation_backward(name: str, grad: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-    if name == "tanh":
-        return torch.ops.aten.tanh_backward(grad, output)
-    return torch.ops.aten.threshold_backward(grad, output, 0.0)
+_tanh_backward = torch.ops.aten.tanh_backward.default
+
+
+@functools.lru_cache(maxsize=64)
+def _mse_scale(count: int, device: torch.device) -> torch.Tensor:
+    """d(mean of squares)/d(difference) = 2 / count, as a 0-dim tensor: a Python scalar costs a conversion
+    on every multiply in the hot loop."""
+    return torch.tensor(2.0 / count, device=device)
+
+
+def _relu_backward(grad: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    return torch.ops.aten.threshold_backward.default(grad, output, 0.0)
 
 
 class BatchedMLP:
@@ -123,45 +141,55 @@ class BatchedMLP:
             b.uniform_(-bound, bound, generator=generator)
         return flat
 
-    def prepare(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Views for ``flat`` shaped ``[tasks, P]``: (weight, weightᵀ, bias as a row) per layer."""
-        views = self.layout.views(flat)
-        return [(w, w.transpose(-1, -2), b.unsqueeze(-2)) for w, b in zip(views[0::2], views[1::2], strict=True)]
+    def prepare(self, flat: torch.Tensor) -> MLPViews:
+        """Views into ``flat`` (``[tasks, P]``) for the hot loop, made once per buffer."""
+        params = self.layout.views(flat)
+        layers = tuple((w, w.transpose(-1, -2), b.unsqueeze(-2)) for w, b in zip(params[0::2], params[1::2],
+                                                                                 strict=True))
+        return MLPViews(layers, params)
 
-    def param_views(self, prepared: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
-        return [t for w, _, b in prepared for t in (w, b.squeeze(-2))]
+    def param_views(self, prepared: MLPViews) -> list[torch.Tensor]:
+        return prepared.params
 
-    def forward(self, prepared: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-                x: torch.Tensor) -> torch.Tensor:
+    def forward(self, prepared: MLPViews, x: torch.Tensor) -> torch.Tensor:
         h = x
-        last = len(prepared) - 1
-        for i, (_, wt, b) in enumerate(prepared):
-            h = torch.baddbmm(b, h, wt)
-            if i < last:
-                h = self._act(h)
-        return h
+        act = self._act
+        *hidden, (_, wt, b) = prepared.layers
+        for _, hidden_wt, hidden_b in hidden:
+            h = act(torch.baddbmm(hidden_b, h, hidden_wt))
+        return torch.baddbmm(b, h, wt)
 
-    def loss_and_grad(self, prepared: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-                      x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def loss_and_grad(self, prepared: MLPViews, x: torch.Tensor,
+                      y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Per-task MSE ``[tasks]`` and its gradient, one tensor per parameter ``[tasks, *shape]``."""
+        return self._backward(prepared, x, y, with_loss=True)
+
+    def gradient(self, prepared: MLPViews, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        """The per-task MSE gradient alone (the inner loop's hot path)."""
+        return self._backward(prepared, x, y, with_loss=False)[1]
+
+    def _backward(self, prepared: MLPViews, x: torch.Tensor, y: torch.Tensor,
+                  with_loss: bool) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        bmm, baddbmm, act = torch.bmm, torch.baddbmm, self._act
+        *hidden, (_, wt, b) = prepared.layers
         inputs = [x]
         h = x
-        last = len(prepared) - 1
-        for i, (_, wt, b) in enumerate(prepared):
-            h = torch.baddbmm(b, h, wt)
-            if i < last:
-                h = self._act(h)
-                inputs.append(h)
-        diff = h - y
-        loss = diff.square().mean(dim=(-2, -1))
-        g = diff.mul(2.0 / (diff.shape[-2] * diff.shape[-1]))
-        grads: list[torch.Tensor] = [None] * (2 * len(prepared))  # type: ignore[list-item]
-        for i in range(last, -1, -1):
+        for _, hidden_wt, hidden_b in hidden:
+            h = act(baddbmm(hidden_b, h, hidden_wt))
+            inputs.append(h)
+        g = baddbmm(b, h, wt).sub_(y)
+        loss = g.square().mean(dim=(-2, -1)) if with_loss else None
+        g.mul_(_mse_scale(g.shape[-2] * g.shape[-1], g.device))
+        backward = _tanh_backward if self.activation == "tanh" else _relu_backward
+        grads: list[torch.Tensor] = []
+        layers = prepared.layers
+        for i in range(len(layers) - 1, -1, -1):
             a = inputs[i]
-            grads[2 * i] = torch.bmm(g.transpose(-1, -2), a)
-            grads[2 * i + 1] = g.sum(dim=-2)
-            if i > 0:
-                g = _activation_backward(self.activation, torch.bmm(g, prepared[i][0]), a)
+            grads.append(g.sum(dim=-2))
+            grads.append(bmm(g.transpose(-1, -2), a))
+            if i:
+                g = backward(bmm(g, layers[i][0]), a)
+        grads.reverse()
         return loss, grads
 
 
@@ -180,6 +208,7 @@ class FunctionalModel:
             return (pred - y).square().mean()
 
         self._loss_and_grad = vmap(grad_and_value(task_loss))
+        self._gradient = vmap(grad(task_loss))
         self._forward = vmap(lambda ps, x: functional_call(self.module, dict(zip(self._names, ps, strict=True)),
                                                              (x,)))
 
@@ -209,6 +238,9 @@ class FunctionalModel:
                       y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         grads, loss = self._loss_and_grad(prepared, x, y)
         return loss, list(grads)
+
+    def gradient(self, prepared: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        return list(self._gradient(prepared, x, y))
 
 
 def build_model(sizes: Sequence[int], activation: str, backend: str) -> BatchedModel:

@@ -17,7 +17,10 @@ change as a ``ConfigChanged`` event. Nothing outside the trainer mutates its con
 from __future__ import annotations
 
 import copy
+import ctypes
 import math
+import os
+import platform
 import queue
 import time
 from collections.abc import Iterator, Mapping
@@ -27,9 +30,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.functional import mse_loss
 
 from reptile_engine import checkpoint
-from reptile_engine.algorithms.inner import InnerLoop, adapt, minibatches
+from reptile_engine.algorithms.inner import InnerLoop, adapt_, minibatches
 from reptile_engine.algorithms.reptile import pseudo_gradient
 from reptile_engine.config import ConfigError, ExperimentConfig, field_info, live_fields
 from reptile_engine.evaluation import adaptation_curve
@@ -43,8 +47,9 @@ from reptile_engine.events import (
     Finished,
     IterationMetrics,
     StateChanged,
+    TaskFit,
 )
-from reptile_engine.models import BatchedModel, build_model, mse_per_task
+from reptile_engine.models import BatchedModel, build_model
 from reptile_engine.schedules import scheduled_rate
 from reptile_engine.tasks import TaskBatch, TaskDistribution, registry
 
@@ -87,7 +92,19 @@ class Evaluate:
     pass
 
 
-Command = Update | Pause | Resume | Step | Stop | SaveCheckpoint | Evaluate
+@dataclass(frozen=True)
+class FitTask:
+    """Adapt one task drawn from ``seed`` (or to the given support points) and predict on a grid."""
+
+    request: int
+    seed: int
+    steps: tuple[int, ...]
+    support_x: tuple[float, ...] | None = None
+    support_y: tuple[float, ...] | None = None
+    grid_points: int = 200
+
+
+Command = Update | Pause | Resume | Step | Stop | SaveCheckpoint | Evaluate | FitTask
 
 
 class CommandQueue:
@@ -117,6 +134,28 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def tune_allocator() -> None:
+    """Keep glibc from returning and re-mapping the allocator's memory on every iteration.
+
+    Tensors of a few hundred KiB cross glibc's adaptive mmap threshold, so a tight loop on the main
+    thread would ``mmap``/``munmap`` and fault in fresh pages each iteration (measured: less than
+    half the speed at B=100). Fixed thresholds, as ``MALLOC_MMAP_THRESHOLD_`` and
+    ``MALLOC_TRIM_THRESHOLD_`` would set at start-up, avoid that. No-op off glibc or when those
+    variables are set.
+    """
+    if platform.libc_ver()[0] != "glibc" or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+    libc.mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
 def configure_threads(threads: int, parameters: int, device: torch.device) -> None:
     """Use ``threads`` intra-op threads, or one for small CPU models, where splitting ops only costs."""
     if threads > 0:
@@ -137,6 +176,7 @@ class Trainer:
         sizes = [self.tasks.input_dim] + [config.model.hidden] * config.model.depth + [self.tasks.output_dim]
         self.model: BatchedModel = build_model(sizes, config.model.activation, config.inner.backend)
         configure_threads(config.threads, self.model.layout.size, self.device)
+        tune_allocator()
         self.generator = torch.Generator().manual_seed(config.seed)
         self.theta = torch.nn.Parameter(self.model.init(self.generator).to(self.device))
         self.optimizer = self._make_optimizer()
@@ -150,6 +190,8 @@ class Trainer:
         self._step_requested = False
         self._good_theta = self.theta.detach().clone()
         self._eval_cache: dict[tuple, tuple[TaskBatch, np.ndarray]] = {}
+        self._phi: torch.Tensor | None = None
+        self._phi_prepared: Any = None
 
     @property
     def config(self) -> ExperimentConfig:
@@ -161,8 +203,8 @@ class Trainer:
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         if self._config.meta.optimizer == "adam":
-            return torch.optim.Adam([self.theta], lr=self._config.meta.lr)
-        return torch.optim.SGD([self.theta], lr=self._config.meta.lr)
+            return torch.optim.Adam([self.theta], lr=self._config.meta.lr, foreach=False)
+        return torch.optim.SGD([self.theta], lr=self._config.meta.lr, foreach=False)
 
     # Commands: safe to call from any thread.
 
@@ -196,6 +238,9 @@ class Trainer:
     def request_evaluation(self) -> None:
         self._commands.put(Evaluate())
 
+    def request_task_fit(self, command: FitTask) -> None:
+        self._commands.put(command)
+
     # Training.
 
     def current_rates(self) -> tuple[float, float]:
@@ -213,18 +258,20 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = meta_lr
         batch = self.tasks.sample(self.generator, cfg.meta.meta_batch, cfg.task.support, cfg.task.query)
-        batch = batch.to(self.device)
+        if batch.support_x.device != self.device:
+            batch = batch.to(self.device)
         xs, ys = minibatches(self.generator, batch.support_x, batch.support_y, cfg.inner.steps,
                              cfg.inner.batch_size)
         inner = InnerLoop(cfg.inner.steps, inner_lr, cfg.inner.optimizer, cfg.inner.adam_beta2, cfg.inner.adam_eps)
         theta = self.theta.detach()
+        phi, prepared = self._adaptation_buffer(batch.num_tasks)
         with torch.no_grad():
-            at_theta = self.model.prepare(theta.expand(batch.num_tasks, -1))
-            before = mse_per_task(self.model.forward(at_theta, batch.query_x), batch.query_y)
-            phi, _ = adapt(self.model, theta, xs, ys, inner)
-            after = mse_per_task(self.model.forward(self.model.prepare(phi), batch.query_x), batch.query_y)
+            phi.copy_(theta)
+            before = mse_loss(self.model.forward(prepared, batch.query_x), batch.query_y)
+            adapt_(self.model, prepared, xs, ys, inner)
+            after = mse_loss(self.model.forward(prepared, batch.query_x), batch.query_y)
             grad = pseudo_gradient(theta, phi)
-            loss_before, loss_after, grad_sum = torch.stack([before.mean(), after.mean(), grad.sum()]).tolist()
+            loss_before, loss_after, grad_sum = torch.stack([before, after, grad.sum()]).tolist()
         if not math.isfinite(loss_after):
             return self._diverged(f"the loss after adaptation became {loss_after}", meta_lr, inner_lr)
         if not math.isfinite(grad_sum):
@@ -248,6 +295,13 @@ class Trainer:
         return IterationMetrics(self.iteration, loss_before, loss_after, meta_lr, inner_lr, cfg.meta.meta_batch,
                                 cfg.inner.steps, self.iterations_per_second, self.elapsed)
 
+    def _adaptation_buffer(self, tasks: int) -> tuple[torch.Tensor, Any]:
+        """The reused ``[tasks, P]`` buffer for the adapted parameters and its prepared views."""
+        if self._phi is None or self._phi.shape[0] != tasks:
+            self._phi = torch.empty(tasks, self.model.layout.size, device=self.device)
+            self._phi_prepared = self.model.prepare(self._phi)
+        return self._phi, self._phi_prepared
+
     def _diverged(self, reason: str, meta_lr: float, inner_lr: float) -> Diverged:
         hyper = {path: value for path, value, _ in live_fields(self._config)}
         hyper.update({"meta.lr (scheduled)": meta_lr, "inner.lr (scheduled)": inner_lr})
@@ -266,6 +320,39 @@ class Trainer:
         held_out, scratch = self._eval_cache[key]
         meta = adaptation_curve(self.model, self.theta.detach(), held_out, ev.steps, ev.lr)
         return AdaptationCurve(self.iteration, np.arange(ev.steps + 1), meta, scratch)
+
+    def fit_task(self, request: FitTask) -> TaskFit:
+        """Adapt a single one-dimensional-input task from the current meta-parameters (the task view).
+
+        The task comes from ``request.seed`` with ``evaluation.support`` points; given support
+        points replace the drawn ones (for points a user placed). Adaptation is full-batch SGD at
+        ``evaluation.lr``, as on the adaptation curve.
+        """
+        ev = self._config.evaluation
+        sampled = self.tasks.sample(torch.Generator().manual_seed(request.seed), 1, ev.support, 1)
+        if request.support_x is not None and request.support_y is not None:
+            support_x = torch.tensor(request.support_x, dtype=torch.float32).view(1, -1, 1)
+            support_y = torch.tensor(request.support_y, dtype=torch.float32).view(1, -1, 1)
+        else:
+            support_x, support_y = sampled.support_x, sampled.support_y
+        lo, hi = getattr(self.tasks, "x_range", (-5.0, 5.0))
+        grid = torch.linspace(lo, hi, request.grid_points).view(1, -1, 1)
+        truth = self.tasks.target(sampled.params, grid)
+        predictions = []
+        with torch.no_grad():
+            phi = self.theta.detach().expand(1, -1).clone()
+            prepared = self.model.prepare(phi)
+            params = self.model.param_views(prepared)
+            x, y, g = support_x.to(self.device), support_y.to(self.device), grid.to(self.device)
+            for k in range(max(request.steps, default=0) + 1):
+                if k in request.steps:
+                    predictions.append(self.model.forward(prepared, g).reshape(-1))
+                if x.shape[1] > 0:
+                    torch._foreach_add_(params, self.model.gradient(prepared, x, y), alpha=-ev.lr)
+        return TaskFit(request.request, self.iteration, tuple(request.steps), grid.reshape(-1).numpy(),
+                       truth.reshape(-1).numpy(), torch.stack(predictions).cpu().numpy(),
+                       support_x.reshape(-1).numpy(), support_y.reshape(-1).numpy(),
+                       {k: float(v[0]) for k, v in sampled.params.items()})
 
     def run(self, iterations: int | None = None) -> Iterator[Event]:
         """Train until ``iterations`` meta-iterations in total (default ``meta.iterations``) or a stop.
@@ -325,6 +412,8 @@ class Trainer:
                 yield from self._save(Path(command.path))
             elif isinstance(command, Evaluate):
                 yield self.evaluate()
+            elif isinstance(command, FitTask):
+                yield self.fit_task(command)
         if pending:
             yield from self._apply_update(pending)
 
@@ -362,14 +451,20 @@ class Trainer:
         return checkpoint.save(path, tensors, meta)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, tasks: TaskDistribution | None = None,
+    def from_checkpoint(cls, path: str | Path, *, overrides: Mapping[str, Any] | None = None,
+                        tasks: TaskDistribution | None = None,
                         checkpoint_path: str | Path | None = None) -> Trainer:
-        """A trainer that continues exactly where the checkpoint at ``path`` left off."""
+        """A trainer that continues exactly where the checkpoint at ``path`` left off.
+
+        ``overrides`` change fields of the stored config (for example ``meta.iterations`` to train
+        longer); a change of the model's shape is refused when the weights are loaded.
+        """
         tensors, meta = checkpoint.load(path)
         try:
             config = ExperimentConfig.from_dict(meta["config"])
-        except (ConfigError, KeyError) as exc:
+        except (ConfigError, KeyError, TypeError) as exc:
             raise checkpoint.CheckpointError(f"{path}: the stored config is invalid ({exc})") from None
+        config = config.with_updates(overrides or {})
         trainer = cls(config, tasks=tasks, checkpoint_path=checkpoint_path)
         trainer.load_state(tensors, meta, source=str(path))
         return trainer

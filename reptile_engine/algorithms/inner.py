@@ -4,15 +4,16 @@
 >>> mlp = BatchedMLP([1, 16, 1])
 >>> theta = mlp.init(torch.Generator().manual_seed(0))
 >>> xs, ys = torch.randn(5, 4, 10, 1), torch.randn(5, 4, 10, 1)   # [steps, tasks, points, 1]
->>> phi, first_loss = adapt(mlp, theta, xs, ys, InnerLoop(steps=5, lr=0.02))
->>> tuple(phi.shape), tuple(first_loss.shape)
-((4, 49), (4,))
+>>> phi = adapt(mlp, theta, xs, ys, InnerLoop(steps=5, lr=0.02))
+>>> tuple(phi.shape)
+(4, 49)
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -34,45 +35,46 @@ def minibatches(generator: torch.Generator, x: torch.Tensor, y: torch.Tensor, st
                 batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Inner minibatches for every step, shaped ``[steps, tasks, batch_size, features]``.
 
-    Each task walks through its own shuffled support set, epoch after epoch, without replacement
-    inside an epoch (as in the paper's sine demo). A full batch needs no shuffling and no copy.
+    The support set is walked epoch after epoch in a fresh random order, without replacement inside
+    an epoch (as in the paper's sine demo). One order serves all tasks of the meta-batch: their
+    support points are drawn independently, so a shared order is as random as one per task, and it
+    costs one ``randperm`` instead of a sort per task. A full batch needs no shuffling and no copy.
     """
-    tasks, points, _ = x.shape
+    points = x.shape[1]
     if batch_size >= points:
         return x.expand(steps, *x.shape), y.expand(steps, *y.shape)
     epochs = math.ceil(steps * batch_size / points)
-    order = torch.rand(tasks, epochs, points, generator=generator).argsort(dim=-1)
-    index = order.view(tasks, -1)[:, : steps * batch_size].to(x.device)
-    index = index.view(tasks, steps, batch_size).transpose(0, 1).unsqueeze(-1)
-    gather_x = x.unsqueeze(0).expand(steps, *x.shape)
-    gather_y = y.unsqueeze(0).expand(steps, *y.shape)
-    return (torch.gather(gather_x, 2, index.expand(-1, -1, -1, x.shape[-1])),
-            torch.gather(gather_y, 2, index.expand(-1, -1, -1, y.shape[-1])))
+    order = torch.cat([torch.randperm(points, generator=generator) for _ in range(epochs)])
+    index = order[: steps * batch_size].to(x.device)
+    return (x[:, index].unflatten(1, (steps, batch_size)).transpose(0, 1),
+            y[:, index].unflatten(1, (steps, batch_size)).transpose(0, 1))
 
 
 def adapt(model: BatchedModel, theta: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor,
-          inner: InnerLoop) -> tuple[torch.Tensor, torch.Tensor]:
-    """Adapt a copy of ``theta`` to every task; return ``phi`` ``[tasks, P]`` and the first step's loss.
+          inner: InnerLoop) -> torch.Tensor:
+    """Adapt a copy of ``theta`` to every task and return ``phi`` shaped ``[tasks, P]``.
 
     ``theta`` is ``[P]`` (shared meta-parameters) or ``[tasks, P]``; ``xs``/``ys`` come from
     ``minibatches``. The caller's tensors are never modified.
     """
-    tasks = xs.shape[1]
+    phi = theta.detach().expand(xs.shape[1], -1).clone()
+    adapt_(model, model.prepare(phi), xs, ys, inner)
+    return phi
+
+
+def adapt_(model: BatchedModel, prepared: Any, xs: torch.Tensor, ys: torch.Tensor, inner: InnerLoop) -> None:
+    """``adapt`` in place on parameters already laid out by ``model.prepare`` (reused buffers)."""
     with torch.no_grad():
-        phi = theta.expand(tasks, -1).clone()
-        prepared = model.prepare(phi)
         params = model.param_views(prepared)
-        first_loss = None
         second_moments = [torch.zeros_like(p) for p in params] if inner.optimizer == "adam" else None
-        for k in range(inner.steps):
-            loss, grads = model.loss_and_grad(prepared, xs[k], ys[k])
-            if first_loss is None:
-                first_loss = loss
+        for k, (x, y) in enumerate(zip(xs.unbind(0), ys.unbind(0), strict=False)):
+            if k == inner.steps:
+                break
+            grads = model.gradient(prepared, x, y)
             if second_moments is None:
                 torch._foreach_add_(params, grads, alpha=-inner.lr)
             else:
                 _adam_beta1_zero_step(params, grads, second_moments, k + 1, inner)
-    return phi, first_loss
 
 
 def _adam_beta1_zero_step(params: list[torch.Tensor], grads: list[torch.Tensor],

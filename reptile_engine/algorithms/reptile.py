@@ -26,7 +26,6 @@ from reptile_engine.models import BatchedModel
 
 class MetaStepResult(NamedTuple):
     phi: torch.Tensor
-    first_loss: torch.Tensor
     pseudo_gradient: torch.Tensor
 
 
@@ -38,8 +37,8 @@ def pseudo_gradient(theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
 def meta_step(model: BatchedModel, theta: torch.nn.Parameter, optimizer: torch.optim.Optimizer,
               xs: torch.Tensor, ys: torch.Tensor, inner: InnerLoop) -> MetaStepResult:
     """Adapt to every task of the meta-batch, then take one outer optimizer step on ``theta``."""
-    phi, first_loss = adapt(model, theta.detach(), xs, ys, inner)
+    phi = adapt(model, theta.detach(), xs, ys, inner)
     grad = pseudo_gradient(theta, phi)
     theta.grad = grad
     optimizer.step()
-    return MetaStepResult(phi, first_loss, grad)
+    return MetaStepResult(phi, grad)

@@ -1,0 +1,3 @@
+from reptile_engine.cli import main
+
+raise SystemExit(main())

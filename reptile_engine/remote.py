@@ -1,0 +1,181 @@
+"""A trainer in a child process, with the same command verbs as ``Trainer``.
+
+A training loop of many tiny tensor ops holds the GIL most of the time, so an app that runs it on a
+thread loses both GUI responsiveness and training speed. ``RemoteTrainer`` runs ``Trainer.run()`` in
+a spawned process, relays commands to it and hands back its events in small batches (metrics are
+gathered for ``flush_interval`` seconds; everything else goes at once). No tensor crosses: events
+are plain dataclasses of Python scalars and small numpy arrays.
+
+>>> from reptile_engine.presets import preset
+>>> remote = RemoteTrainer(preset("quick").with_updates({"meta.iterations": 5}))
+>>> remote.start()
+>>> events = []
+>>> while not remote.finished:
+...     events += remote.events(timeout=5.0)
+>>> type(events[-1]).__name__
+'Finished'
+>>> remote.close()
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reptile_engine.config import ConfigError, ExperimentConfig, field_info
+from reptile_engine.events import ConfigChanged, Event, Failed, Finished, IterationMetrics
+from reptile_engine.trainer import (
+    Command,
+    Evaluate,
+    FitTask,
+    Pause,
+    Resume,
+    SaveCheckpoint,
+    Step,
+    Stop,
+    Trainer,
+    Update,
+)
+
+
+def _relay_commands(commands: mp.Queue, trainer: Trainer) -> None:
+    while True:
+        command = commands.get()
+        if command is None:
+            return
+        trainer._commands.put(command)
+
+
+def _serve(config: ExperimentConfig, resume: str | None, checkpoint_path: str | None, start_paused: bool,
+           iterations: int | None, commands: mp.Queue, events: mp.Queue, flush_interval: float) -> None:
+    """The child process: train, relay commands in, batch events out."""
+    iteration = 0
+    try:
+        if resume is not None:
+            trainer = Trainer.from_checkpoint(resume, checkpoint_path=checkpoint_path)
+        else:
+            trainer = Trainer(config, checkpoint_path=checkpoint_path)
+        iteration = trainer.iteration
+        if start_paused:
+            trainer.pause()
+        threading.Thread(target=_relay_commands, args=(commands, trainer), daemon=True).start()
+        pending: list[Event] = []
+        last_flush = time.monotonic()
+        for event in trainer.run(iterations):
+            iteration = trainer.iteration
+            pending.append(event)
+            now = time.monotonic()
+            if not isinstance(event, IterationMetrics) or now - last_flush >= flush_interval:
+                events.put(pending)
+                pending, last_flush = [], now
+        events.put(pending)
+    except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent as an event
+        events.put([Failed(iteration, f"{type(exc).__name__}: {exc}", traceback.format_exc()),
+                    Finished(iteration, "failed")])
+
+
+class RemoteTrainer:
+    """Drive a ``Trainer`` in a child process: same commands, events in batches, no shared state.
+
+    ``resume`` starts from a checkpoint instead of ``config``; ``start_paused`` waits for ``resume()``.
+    """
+
+    def __init__(self, config: ExperimentConfig, *, resume: str | Path | None = None,
+                 checkpoint_path: str | Path | None = None, start_paused: bool = False,
+                 iterations: int | None = None, flush_interval: float = 1 / 60):
+        self.config = config.validate()
+        self._args = (config, None if resume is None else str(resume),
+                      None if checkpoint_path is None else str(checkpoint_path), start_paused, iterations)
+        self._flush_interval = flush_interval
+        context = mp.get_context("spawn")
+        self._commands: mp.Queue = context.Queue()
+        self._events: mp.Queue = context.Queue()
+        self._process = context.Process(target=_serve, args=(*self._args, self._commands, self._events,
+                                                             flush_interval), daemon=True, name="reptile-trainer")
+        self.finished = False
+
+    def start(self) -> None:
+        self._process.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    def _send(self, command: Command) -> None:
+        if not self.finished:
+            self._commands.put(command)
+
+    def update(self, changes: Mapping[str, Any]) -> None:
+        """Queue a change of live fields; raises ``ConfigError`` at once for a bad one."""
+        for path, value in changes.items():
+            if not field_info(path).metadata.get("live"):
+                raise ConfigError(path, value, "cannot change during a run; build a new trainer")
+        self.config.with_updates(changes)
+        self._send(Update(dict(changes)))
+
+    def pause(self) -> None:
+        self._send(Pause())
+
+    def resume(self) -> None:
+        self._send(Resume())
+
+    def request_step(self) -> None:
+        self._send(Step())
+
+    def stop(self) -> None:
+        self._send(Stop())
+
+    def request_checkpoint(self, path: str | Path) -> None:
+        self._send(SaveCheckpoint(str(path)))
+
+    def request_evaluation(self) -> None:
+        self._send(Evaluate())
+
+    def request_task_fit(self, command: FitTask) -> None:
+        self._send(command)
+
+    def events(self, timeout: float) -> list[Event]:
+        """The next batch of events (waiting up to ``timeout`` s), plus any batches already queued."""
+        batches = []
+        try:
+            batches.append(self._events.get(timeout=timeout))
+            while True:
+                batches.append(self._events.get_nowait())
+        except queue.Empty:
+            pass
+        out = [event for batch in batches for event in batch]
+        if not out and not self.finished and self._process.exitcode not in (None, 0):
+            out = [Failed(0, f"the training process died (exit code {self._process.exitcode})", ""),
+                   Finished(0, "failed")]
+        for event in out:
+            if isinstance(event, ConfigChanged):
+                self.config = event.config
+            elif isinstance(event, Finished):
+                self.finished = True
+        return out
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the child and wait for it; terminate it if it does not stop within ``timeout``."""
+        if self._process.pid is None:
+            return
+        if self._process.is_alive():
+            self._commands.put(Stop())
+            deadline = time.monotonic() + timeout
+            while self._process.is_alive() and time.monotonic() < deadline:
+                try:
+                    self._events.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            if self._process.is_alive():
+                self._process.terminate()
+        self._commands.put(None)
+        self._process.join(timeout)
+        self.finished = True
+        self._commands.cancel_join_thread()
+        self._events.cancel_join_thread()
