@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import time
 
 import torch
@@ -71,10 +72,9 @@ def main() -> None:
                 trainer = Trainer(cfg)
                 torch.set_num_threads(threads)
                 engine = rate(trainer.step, budget)
-                model = trainer.model.module()
-                generator = torch.Generator().manual_seed(0)
-                reference = rate(lambda: textbook_iteration(model, trainer.tasks, generator, meta_batch, steps,
-                                                            0.02, 0.1), budget)
+                reference_args = (trainer.model.module(), trainer.tasks, torch.Generator().manual_seed(0),
+                                  meta_batch, steps, 0.02, 0.1)
+                reference = rate(functools.partial(textbook_iteration, *reference_args), budget)
                 ratio = engine / reference
                 target = TARGETS.get((meta_batch, steps))
                 verdict = "" if target is None else f">= {target:g}x {'met' if ratio >= target else 'MISSED'}"

@@ -14,6 +14,7 @@ ever unpickled, so a file cannot run code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -47,7 +48,8 @@ def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     return path
 
@@ -64,6 +66,8 @@ def load(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             raise ValueError("truncated header")
         header = json.loads(data[8:8 + header_size])
         meta = json.loads(header["__metadata__"][_METADATA_KEY])
+        if not isinstance(meta, dict):
+            raise ValueError("metadata is not a JSON object")
         tensors = load_tensors(data)
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not a checkpoint"
         raise CheckpointError(f"{path} is not a Reptile Lab checkpoint ({type(exc).__name__}: {exc})") from None

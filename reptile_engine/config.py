@@ -236,7 +236,7 @@ def _check_value(path: str, value: Any, f: dataclasses.Field) -> None:
         if not value:
             raise ConfigError(path, value, "must not be empty")
         return
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(path, value, describe_range(f))
     lo, hi = meta.get("min"), meta.get("max")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
@@ -248,7 +248,10 @@ def _coerce(path: str, value: Any, f: dataclasses.Field) -> Any:
     if isinstance(value, bool):
         raise ConfigError(path, value, describe_range(f) if expected is not str else "must be a string")
     if expected is float and isinstance(value, int):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(path, value, describe_range(f)) from None
     if expected is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if not isinstance(value, expected):

@@ -6,6 +6,8 @@ a spawned process, relays commands to it and hands back its events in small batc
 gathered for ``flush_interval`` seconds; everything else goes at once). No tensor crosses: events
 are plain dataclasses of Python scalars and small numpy arrays.
 
+In a script, create it under ``if __name__ == "__main__":`` (the child is spawned, not forked).
+
 >>> from reptile_engine.presets import preset
 >>> remote = RemoteTrainer(preset("quick").with_updates({"meta.iterations": 5}))
 >>> remote.start()
@@ -19,6 +21,7 @@ are plain dataclasses of Python scalars and small numpy arrays.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import queue
 import threading
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from reptile_engine.config import ConfigError, ExperimentConfig, field_info
-from reptile_engine.events import ConfigChanged, Event, Failed, Finished, IterationMetrics
+from reptile_engine.events import CheckpointSaved, ConfigChanged, Event, Failed, Finished, IterationMetrics
 from reptile_engine.trainer import (
     Command,
     Evaluate,
@@ -58,22 +61,26 @@ def _serve(config: ExperimentConfig, resume: str | None, checkpoint_path: str | 
     iteration = 0
     try:
         if resume is not None:
-            trainer = Trainer.from_checkpoint(resume, checkpoint_path=checkpoint_path)
+            trainer = Trainer.from_checkpoint(resume, config=config, checkpoint_path=checkpoint_path)
         else:
             trainer = Trainer(config, checkpoint_path=checkpoint_path)
         iteration = trainer.iteration
-        if start_paused:
-            trainer.pause()
         threading.Thread(target=_relay_commands, args=(commands, trainer), daemon=True).start()
         pending: list[Event] = []
-        last_flush = time.monotonic()
-        for event in trainer.run(iterations):
+        last_flush = last_event = time.monotonic()
+        for event in trainer.run(iterations, start_paused=start_paused):
             iteration = trainer.iteration
             pending.append(event)
             now = time.monotonic()
-            if not isinstance(event, IterationMetrics) or now - last_flush >= flush_interval:
+            # Hold back only fast metrics: the trainer may block next (paused) or take long to the next event.
+            if (not isinstance(event, IterationMetrics) or trainer.paused or now - last_flush >= flush_interval
+                    or now - last_event >= flush_interval):
                 events.put(pending)
                 pending, last_flush = [], now
+            last_event = now
+        if checkpoint_path is not None:
+            trainer.save_checkpoint(checkpoint_path)
+            pending.insert(len(pending) - 1, CheckpointSaved(trainer.iteration, checkpoint_path))
         events.put(pending)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent as an event
         events.put([Failed(iteration, f"{type(exc).__name__}: {exc}", traceback.format_exc()),
@@ -83,7 +90,8 @@ def _serve(config: ExperimentConfig, resume: str | None, checkpoint_path: str | 
 class RemoteTrainer:
     """Drive a ``Trainer`` in a child process: same commands, events in batches, no shared state.
 
-    ``resume`` starts from a checkpoint instead of ``config``; ``start_paused`` waits for ``resume()``.
+    ``resume`` starts from a checkpoint (with ``config`` in place of the stored one); ``start_paused``
+    waits for ``resume()``; with a ``checkpoint_path`` the final state is saved there when the run ends.
     """
 
     def __init__(self, config: ExperimentConfig, *, resume: str | Path | None = None,
@@ -168,10 +176,8 @@ class RemoteTrainer:
             self._commands.put(Stop())
             deadline = time.monotonic() + timeout
             while self._process.is_alive() and time.monotonic() < deadline:
-                try:
+                with contextlib.suppress(queue.Empty):
                     self._events.get(timeout=0.05)
-                except queue.Empty:
-                    pass
             if self._process.is_alive():
                 self._process.terminate()
         self._commands.put(None)

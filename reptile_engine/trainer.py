@@ -16,7 +16,6 @@ change as a ``ConfigChanged`` event. Nothing outside the trainer mutates its con
 
 from __future__ import annotations
 
-import copy
 import ctypes
 import math
 import os
@@ -191,6 +190,7 @@ class Trainer:
         self._good_theta = self.theta.detach().clone()
         self._eval_cache: dict[tuple, tuple[TaskBatch, np.ndarray]] = {}
         self._phi: torch.Tensor | None = None
+        self._optimizer_backup: list[torch.Tensor] | None = None
         self._phi_prepared: Any = None
 
     @property
@@ -203,7 +203,7 @@ class Trainer:
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         if self._config.meta.optimizer == "adam":
-            return torch.optim.Adam([self.theta], lr=self._config.meta.lr, foreach=False)
+            return torch.optim.Adam([self.theta], lr=self._config.meta.lr, fused=True)
         return torch.optim.SGD([self.theta], lr=self._config.meta.lr, foreach=False)
 
     # Commands: safe to call from any thread.
@@ -276,15 +276,14 @@ class Trainer:
             return self._diverged(f"the loss after adaptation became {loss_after}", meta_lr, inner_lr)
         if not math.isfinite(grad_sum):
             return self._diverged("the adapted parameters became non-finite", meta_lr, inner_lr)
-        optimizer_state = copy.deepcopy(self.optimizer.state_dict()) if self.optimizer.state else None
+        optimizer_backup = self._backup_optimizer_state()
         self._good_theta.copy_(theta)
         self.theta.grad = grad
         self.optimizer.step()
         if not math.isfinite(theta.sum().item()):
             with torch.no_grad():
                 self.theta.copy_(self._good_theta)
-            if optimizer_state is not None:
-                self.optimizer.load_state_dict(optimizer_state)
+            self._restore_optimizer_state(optimizer_backup)
             return self._diverged("meta-parameters became non-finite after the outer step", meta_lr, inner_lr)
         self.iteration += 1
         duration = time.perf_counter() - started
@@ -294,6 +293,27 @@ class Trainer:
             0.95 * self.iterations_per_second + 0.05 * rate
         return IterationMetrics(self.iteration, loss_before, loss_after, meta_lr, inner_lr, cfg.meta.meta_batch,
                                 cfg.inner.steps, self.iterations_per_second, self.elapsed)
+
+    def _backup_optimizer_state(self) -> list[str] | None:
+        """Copy the outer optimizer's state tensors into reused buffers (a rollback needs them)."""
+        state = self.optimizer.state.get(self.theta)
+        if not state:
+            return None
+        names = sorted(k for k, v in state.items() if isinstance(v, torch.Tensor))
+        tensors = [state[k] for k in names]
+        if self._optimizer_backup is None or [b.shape for b in self._optimizer_backup] != [t.shape for t in tensors]:
+            self._optimizer_backup = [t.clone() for t in tensors]
+        else:
+            torch._foreach_copy_(self._optimizer_backup, tensors)
+        return names
+
+    def _restore_optimizer_state(self, names: list[str] | None) -> None:
+        if names is None:
+            self.optimizer.state.pop(self.theta, None)
+            return
+        state = self.optimizer.state[self.theta]
+        for name, saved in zip(names, self._optimizer_backup, strict=True):
+            state[name].copy_(saved)
 
     def _adaptation_buffer(self, tasks: int) -> tuple[torch.Tensor, Any]:
         """The reused ``[tasks, P]`` buffer for the adapted parameters and its prepared views."""
@@ -354,13 +374,16 @@ class Trainer:
                        support_x.reshape(-1).numpy(), support_y.reshape(-1).numpy(),
                        {k: float(v[0]) for k, v in sampled.params.items()})
 
-    def run(self, iterations: int | None = None) -> Iterator[Event]:
+    def run(self, iterations: int | None = None, *, start_paused: bool = False) -> Iterator[Event]:
         """Train until ``iterations`` meta-iterations in total (default ``meta.iterations``) or a stop.
 
         Yields an adaptation curve first and every ``evaluation.every`` iterations, metrics after
-        every iteration, and the answers to commands. While paused it blocks on the command queue.
+        every iteration, and the answers to commands. While paused (from the start with
+        ``start_paused``) it blocks on the command queue.
         """
         self._stop_requested = False
+        if start_paused:
+            self._paused = True
         yield StateChanged(self.iteration, "paused" if self._paused else "running")
         yield self.evaluate()
         while True:
@@ -452,18 +475,20 @@ class Trainer:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, overrides: Mapping[str, Any] | None = None,
-                        tasks: TaskDistribution | None = None,
+                        config: ExperimentConfig | None = None, tasks: TaskDistribution | None = None,
                         checkpoint_path: str | Path | None = None) -> Trainer:
         """A trainer that continues exactly where the checkpoint at ``path`` left off.
 
-        ``overrides`` change fields of the stored config (for example ``meta.iterations`` to train
-        longer); a change of the model's shape is refused when the weights are loaded.
+        ``config`` replaces the stored config and ``overrides`` change fields of it (for example
+        ``meta.iterations`` to train longer); a change of the model's shape is refused when the
+        weights are loaded.
         """
         tensors, meta = checkpoint.load(path)
-        try:
-            config = ExperimentConfig.from_dict(meta["config"])
-        except (ConfigError, KeyError, TypeError) as exc:
-            raise checkpoint.CheckpointError(f"{path}: the stored config is invalid ({exc})") from None
+        if config is None:
+            try:
+                config = ExperimentConfig.from_dict(meta["config"])
+            except (ConfigError, KeyError, TypeError) as exc:
+                raise checkpoint.CheckpointError(f"{path}: the stored config is invalid ({exc})") from None
         config = config.with_updates(overrides or {})
         trainer = cls(config, tasks=tasks, checkpoint_path=checkpoint_path)
         trainer.load_state(tensors, meta, source=str(path))
@@ -485,7 +510,7 @@ class Trainer:
             self.generator.set_state(tensors["rng.generator"])
             self.iteration = int(meta["iteration"])
             self.elapsed = float(meta["elapsed"])
-        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
             raise checkpoint.CheckpointError(f"{source}: incomplete or inconsistent state ({exc})") from None
         with torch.no_grad():
             self.theta.copy_(theta.to(self.device))

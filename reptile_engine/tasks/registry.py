@@ -32,7 +32,7 @@ def resolve(name: str) -> Callable[[], TaskDistribution]:
     if sep and module_name and attr:
         try:
             return getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
+        except (ImportError, AttributeError, TypeError, ValueError) as exc:
             raise ConfigError("task.name", name, f"cannot be imported ({exc})") from None
     raise ConfigError("task.name", name, "one of " + ", ".join(available()) + ", or module:attr")
 
