@@ -30,7 +30,7 @@ def adaptation_trajectory(model: BatchedModel, theta: torch.Tensor, tasks: TaskB
             pred = model.forward(prepared, tasks.query_x)
             losses.append((pred - tasks.query_y).square().mean(dim=(-2, -1)))
             if k < steps:
-                _, grads = model.loss_and_grad(prepared, tasks.support_x, tasks.support_y)
+                grads = model.gradient(prepared, tasks.support_x, tasks.support_y)
                 torch._foreach_add_(params, grads, alpha=-lr)
         return torch.stack(losses)
 

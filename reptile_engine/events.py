@@ -15,7 +15,12 @@ from reptile_engine.config import ExperimentConfig
 
 @dataclass(frozen=True)
 class IterationMetrics:
-    """One finished meta-iteration. Losses are mean query MSE over the meta-batch."""
+    """One finished meta-iteration, averaged over the meta-batch.
+
+    ``loss_before``: MSE of the meta-parameters on each task's first inner minibatch (data the
+    meta-parameters have not seen). ``loss_after``: MSE of the adapted parameters on the task's
+    separate query points.
+    """
 
     iteration: int
     loss_before: float

@@ -267,8 +267,7 @@ class Trainer:
         phi, prepared = self._adaptation_buffer(batch.num_tasks)
         with torch.no_grad():
             phi.copy_(theta)
-            before = mse_loss(self.model.forward(prepared, batch.query_x), batch.query_y)
-            adapt_(self.model, prepared, xs, ys, inner)
+            before = adapt_(self.model, prepared, xs, ys, inner).mean()
             after = mse_loss(self.model.forward(prepared, batch.query_x), batch.query_y)
             grad = pseudo_gradient(theta, phi)
             loss_before, loss_after, grad_sum = torch.stack([before, after, grad.sum()]).tolist()

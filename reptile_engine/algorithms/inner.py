@@ -62,19 +62,28 @@ def adapt(model: BatchedModel, theta: torch.Tensor, xs: torch.Tensor, ys: torch.
     return phi
 
 
-def adapt_(model: BatchedModel, prepared: Any, xs: torch.Tensor, ys: torch.Tensor, inner: InnerLoop) -> None:
-    """``adapt`` in place on parameters already laid out by ``model.prepare`` (reused buffers)."""
+def adapt_(model: BatchedModel, prepared: Any, xs: torch.Tensor, ys: torch.Tensor,
+           inner: InnerLoop) -> torch.Tensor:
+    """``adapt`` in place on parameters already laid out by ``model.prepare`` (reused buffers).
+
+    Returns each task's loss on its first minibatch, before any step: the pre-adaptation loss, for free.
+    """
     with torch.no_grad():
         params = model.param_views(prepared)
         second_moments = [torch.zeros_like(p) for p in params] if inner.optimizer == "adam" else None
+        first_loss = None
         for k, (x, y) in enumerate(zip(xs.unbind(0), ys.unbind(0), strict=False)):
             if k == inner.steps:
                 break
-            grads = model.gradient(prepared, x, y)
+            if first_loss is None:
+                first_loss, grads = model.loss_and_grad(prepared, x, y)
+            else:
+                grads = model.gradient(prepared, x, y)
             if second_moments is None:
                 torch._foreach_add_(params, grads, alpha=-inner.lr)
             else:
                 _adam_beta1_zero_step(params, grads, second_moments, k + 1, inner)
+    return first_loss
 
 
 def _adam_beta1_zero_step(params: list[torch.Tensor], grads: list[torch.Tensor],
