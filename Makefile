@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/reptile-train --preset default --out runs/default
+	$(BIN)/reptile-gui
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

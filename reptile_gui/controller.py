@@ -1,0 +1,344 @@
+"""The controller: the only module that touches both Qt and the trainer.
+
+It owns the worker thread and the child-process trainer behind it, turns button presses into
+commands, feeds events into the ``RunStore`` and tells the widgets what changed through signals.
+
+Run states and the actions each allows (``ACTIONS``):
+
+* ``starting``: the trainer process is loading; nothing yet.
+* ``ready``: a fresh, paused trainer; every field may change; start or step.
+* ``running``: pause, stop, reset.
+* ``paused``: resume, step, stop, reset.
+* ``stopped`` / ``finished``: the run ended and its state is saved; start continues it (from scratch
+  if the model's shape changed), reset begins anew.
+* ``failed``: the engine raised; reset, or start to continue from the last saved state.
+
+A diverged run pauses; the next applied change of a hyperparameter resumes it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from reptile_engine.config import ConfigError, ExperimentConfig, field_info
+from reptile_engine.events import (
+    AdaptationCurve,
+    CheckpointSaved,
+    CommandRejected,
+    ConfigChanged,
+    Diverged,
+    Failed,
+    Finished,
+    StateChanged,
+    TaskFit,
+)
+from reptile_engine.remote import RemoteTrainer
+from reptile_engine.trainer import FitTask
+from reptile_gui import session
+from reptile_gui.store import RunStore
+from reptile_gui.worker import EventBatch, TrainingWorker
+
+ACTIONS: dict[str, frozenset[str]] = {
+    "starting": frozenset(),
+    "ready": frozenset({"start", "step"}),
+    "running": frozenset({"pause", "stop", "reset"}),
+    "paused": frozenset({"resume", "step", "stop", "reset"}),
+    "stopped": frozenset({"start", "reset"}),
+    "finished": frozenset({"start", "reset"}),
+    "failed": frozenset({"start", "reset"}),
+}
+"""Which run-control actions are valid in each state."""
+
+_SHAPE_FIELDS = ("task.name", "model.hidden", "model.depth", "model.activation")
+
+
+def _get(config: ExperimentConfig, path: str) -> Any:
+    section, name = path.split(".")
+    return getattr(getattr(config, section), name)
+
+
+class TrainingController(QObject):
+    """Start, pause, resume, step, stop, reset and steer one Reptile run."""
+
+    stateChanged = Signal(str)
+    configChanged = Signal(object)
+    changeApplied = Signal(object)
+    changeRejected = Signal(str, str)
+    storeUpdated = Signal()
+    diverged = Signal(object)
+    failed = Signal(str, str)
+    message = Signal(str)
+
+    def __init__(self, config: ExperimentConfig, store: RunStore | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.store = store if store is not None else RunStore()
+        self.config = config.validate()
+        self.state = "starting"
+        self.iteration = 0
+        self._workdir = tempfile.TemporaryDirectory(prefix="reptile-lab-")
+        self._checkpoint = Path(self._workdir.name) / "run.safetensors"
+        self._has_checkpoint = False
+        self._generation = 0
+        self._remote: RemoteTrainer | None = None
+        self._thread: QThread | None = None
+        self._worker: TrainingWorker | None = None
+        self._fit_request = 0
+        self._fit_seed = 0
+        self._fit_support: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+        self._pending_session: tuple[Path, Path] | None = None
+        self._after_finish: str | None = None
+        self._run_config = config
+        self._paused_by_divergence = False
+
+    # Lifecycle.
+
+    def open(self) -> None:
+        """Start a fresh, paused trainer (the state on launch)."""
+        self._spawn(resume=False)
+
+    def shutdown(self) -> None:
+        """Stop the trainer process and join the worker thread; call before the app exits."""
+        self._teardown(graceful=True)
+        self._workdir.cleanup()
+
+    def _spawn(self, resume: bool, start_paused: bool = True) -> None:
+        self._teardown(graceful=False)
+        self._generation += 1
+        self._run_config = self.config
+        self._remote = RemoteTrainer(self.config, resume=self._checkpoint if resume else None,
+                                     checkpoint_path=self._checkpoint, start_paused=start_paused)
+        self._worker = TrainingWorker(self._remote, self._generation)
+        self._thread = QThread()
+        self._thread.setObjectName(f"reptile-worker-{self._generation}")
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.batchReady.connect(self._on_batch)
+        self._worker.done.connect(self._on_worker_done)
+        self._set_state("starting")
+        self._thread.start()
+
+    def _teardown(self, graceful: bool) -> None:
+        if self._worker is not None:
+            self._worker.request_quit()
+        if self._thread is not None:
+            self._thread.quit()
+            self._thread.wait()
+        if self._remote is not None:
+            self._remote.close(timeout=5.0 if graceful else 0.5)
+        self._worker = self._thread = self._remote = None
+
+    # Run controls.
+
+    def allowed(self, action: str) -> bool:
+        return action in ACTIONS[self.state]
+
+    def start(self) -> None:
+        """Start a ready run, or continue an ended one (anew if the model's shape changed meanwhile)."""
+        if self.state == "ready" and self._remote is not None:
+            self._remote.resume()
+        elif self.state in ("stopped", "finished", "failed"):
+            reshaped = any(_get(self.config, f) != _get(self._run_config, f) for f in _SHAPE_FIELDS)
+            if reshaped or not self._has_checkpoint:
+                self.store.clear()
+                self.iteration = 0
+                self.storeUpdated.emit()
+            self._spawn(resume=self._has_checkpoint and not reshaped, start_paused=False)
+
+    def pause(self) -> None:
+        if self.allowed("pause"):
+            self._remote.pause()
+
+    def resume(self) -> None:
+        if self.allowed("resume"):
+            self._paused_by_divergence = False
+            self._remote.resume()
+
+    def toggle(self) -> None:
+        """Space: start, pause or resume, whichever the state allows."""
+        for action in ("start", "pause", "resume"):
+            if self.allowed(action):
+                getattr(self, action)()
+                return
+
+    def step(self) -> None:
+        if self.allowed("step"):
+            self._remote.request_step()
+
+    def stop(self) -> None:
+        if self.allowed("stop"):
+            self._remote.stop()
+
+    def reset(self) -> None:
+        """New meta-parameters, cleared history, the same config."""
+        self.store.clear()
+        self.iteration = 0
+        self._has_checkpoint = False
+        self._checkpoint.unlink(missing_ok=True)
+        self._spawn(resume=False)
+        self.storeUpdated.emit()
+
+    # Configuration.
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Change fields. Live fields go to a running trainer; the rest only while nothing runs.
+
+        Raises ``ConfigError`` naming the field for a bad value or a field that cannot change now.
+        """
+        new = self.config.with_updates(changes)
+        live = all(field_info(path).metadata.get("live") for path in changes)
+        if self.state in ("running", "paused") or (self.state == "ready" and self.iteration > 0):
+            if not live:
+                path = next(p for p in changes if not field_info(p).metadata.get("live"))
+                raise ConfigError(path, changes[path], "can change only while stopped")
+            self._remote.update(changes)
+            return
+        if self.state == "starting" and not live:
+            path = next(p for p in changes if not field_info(p).metadata.get("live"))
+            raise ConfigError(path, changes[path], "can change once the trainer has started")
+        self.config = new
+        self.configChanged.emit(new)
+        if self.state == "ready" and not live:
+            self._spawn(resume=False)
+        elif self.state in ("ready", "starting") and self._remote is not None:
+            self._remote.update(changes)
+
+    def editable_now(self, path: str) -> bool:
+        """Whether a field may change in the current state (the panel greys out the others)."""
+        if field_info(path).metadata.get("live"):
+            return self.state != "starting"
+        return self.state in ("stopped", "finished", "failed") or (self.state == "ready" and self.iteration == 0)
+
+    # Task view.
+
+    def fit_task(self, seed: int | None = None, support: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+                 keep_support: bool = False) -> None:
+        """Adapt the task view's task from the current meta-parameters (new seed or edited points)."""
+        if seed is not None:
+            self._fit_seed = seed
+            self._fit_support = None
+        if support is not None:
+            self._fit_support = support
+        elif not keep_support and seed is not None:
+            self._fit_support = None
+        if self._remote is None or self.state in ("starting", "stopped", "finished", "failed"):
+            return
+        self._fit_request += 1
+        steps = (0, 1, self.config.evaluation.steps)
+        xs, ys = self._fit_support if self._fit_support is not None else (None, None)
+        self._remote.request_task_fit(FitTask(self._fit_request, self._fit_seed, steps, xs, ys))
+
+    # Sessions.
+
+    def save_session(self, path: str | Path) -> None:
+        """Write config, checkpoint and history to ``path`` (a checkpoint is requested first if running)."""
+        path = Path(path)
+        if self._remote is not None and self.state in ("ready", "running", "paused"):
+            snapshot = Path(self._workdir.name) / "session.safetensors"
+            self._pending_session = (path, snapshot)
+            self._remote.request_checkpoint(snapshot)
+        elif self._has_checkpoint:
+            self._write_session(path, self._checkpoint)
+        else:
+            self.failed.emit(f"Cannot save a session to {path}: no trainer state yet", "")
+
+    def _write_session(self, path: Path, checkpoint: Path) -> None:
+        try:
+            session.save(path, self.config, checkpoint, self.store)
+        except session.SessionError as exc:
+            self.failed.emit(str(exc), "")
+            return
+        self.message.emit(f"Session saved to {path}")
+
+    def load_session(self, path: str | Path) -> None:
+        """Replace the run by a saved session; on any error the current run stays as it was."""
+        try:
+            loaded = session.load(path, Path(self._workdir.name) / "loaded.safetensors")
+        except session.SessionError as exc:
+            self.failed.emit(str(exc), "")
+            return
+        self._teardown(graceful=False)
+        loaded.checkpoint.replace(self._checkpoint)
+        self.config = loaded.config
+        session.restore_store(self.store, loaded)
+        self.iteration = int(self.store.latest("iteration") or 0)
+        self._has_checkpoint = True
+        self.configChanged.emit(self.config)
+        self.storeUpdated.emit()
+        self._spawn(resume=True)
+        self.message.emit(f"Session {path} opened at iteration {self.iteration}")
+
+    # Events.
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.stateChanged.emit(state)
+
+    @Slot(object)
+    def _on_batch(self, batch: EventBatch) -> None:
+        if batch.generation != self._generation:
+            return
+        self.store.extend_metrics(batch.metrics)
+        if len(batch.metrics["iteration"]):
+            self.iteration = int(batch.metrics["iteration"][-1])
+        for event in batch.events:
+            self._handle(event)
+        self.storeUpdated.emit()
+
+    def _handle(self, event: object) -> None:
+        if isinstance(event, StateChanged):
+            self.iteration = event.iteration
+            if event.state == "running":
+                self._set_state("running")
+            else:
+                self._set_state("ready" if event.iteration == 0 and self.state in ("starting", "ready")
+                                else "paused")
+            if self.store.task_fit is None:
+                self.fit_task(seed=self._fit_seed)
+        elif isinstance(event, ConfigChanged):
+            self.config = event.config
+            self.store.add_change(event)
+            self.configChanged.emit(event.config)
+            self.changeApplied.emit(event)
+            if self._paused_by_divergence and self.state == "paused":
+                self._paused_by_divergence = False
+                self._remote.resume()
+        elif isinstance(event, AdaptationCurve):
+            self.store.add_curve(event)
+            self.fit_task(keep_support=True)
+        elif isinstance(event, TaskFit):
+            if event.request == self._fit_request:
+                self.store.set_task_fit(event)
+        elif isinstance(event, Diverged):
+            self.store.divergences.append(event)
+            self._paused_by_divergence = True
+            self.diverged.emit(event)
+        elif isinstance(event, CommandRejected):
+            self.changeRejected.emit(event.field or "", event.message)
+            self.message.emit(f"Rejected: {event.message}")
+        elif isinstance(event, CheckpointSaved):
+            if event.path == str(self._checkpoint):
+                self._has_checkpoint = True
+            if self._pending_session is not None and event.path == str(self._pending_session[1]):
+                target, snapshot = self._pending_session
+                self._pending_session = None
+                self._write_session(target, snapshot)
+        elif isinstance(event, Failed):
+            self.failed.emit(event.message, event.traceback)
+            self._after_finish = "failed"
+        elif isinstance(event, Finished):
+            self._after_finish = self._after_finish or ("finished" if event.reason == "completed" else "stopped")
+
+    @Slot(int)
+    def _on_worker_done(self, generation: int) -> None:
+        if generation != self._generation:
+            return
+        final = self._after_finish
+        self._after_finish = None
+        if final is not None:
+            self._teardown(graceful=True)
+            self._set_state(final)

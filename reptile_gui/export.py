@@ -1,0 +1,151 @@
+"""Writing plots to disk: PNG and SVG through pyqtgraph's exporters, CSV from numpy arrays.
+
+Every function raises :class:`ExportError` (an ``OSError``) naming the path when it cannot write,
+so a caller needs one ``except`` clause and can show the message as it is.
+
+>>> write_csv("/tmp/example.csv", ["x", "y"], [np.arange(3), np.array([0.5, 1.5, 2.5])])  # doctest: +SKIP
+
+CSV layout: one header row, then one row per index. Columns may differ in length; a shorter
+column leaves its cells empty past its end (that is how a plot puts a small table, such as the task
+view's support points, next to a long one). A column whose values are all whole numbers is written as
+integers; other numbers use the shortest repr that round-trips in the column's precision (float32 data
+such as the engine's predictions is written as float32, e.g. ``0.1`` rather than ``0.10000000149011612``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class ExportError(OSError):
+    """A plot or table could not be written; the message names the path and the reason."""
+
+
+def _check_writable(path: str | os.PathLike[str]) -> Path:
+    """The path as a ``Path`` when its folder exists and is writable, else ``ExportError``."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise ExportError(f"Cannot write {path}: the folder {parent} does not exist")
+    if not parent.is_dir():
+        raise ExportError(f"Cannot write {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"Cannot write {path}: the folder {parent} is not writable")
+    if path.is_dir():
+        raise ExportError(f"Cannot write {path}: it is a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ExportError(f"Cannot write {path}: the file is read-only")
+    return path
+
+
+def _graphics_target(target: Any) -> Any:
+    """The graphics item (or scene) to export from a ``StorePlot``, a ``PlotWidget`` or an item."""
+    plot_item = getattr(target, "plot_item", None)  # StorePlot
+    if plot_item is not None:
+        return plot_item
+    get_plot_item = getattr(target, "getPlotItem", None)  # pg.PlotWidget
+    if callable(get_plot_item):
+        return get_plot_item()
+    return target  # a QGraphicsItem or a QGraphicsScene
+
+
+def export_png(target: Any, path: str | os.PathLike[str], width: int | None = None) -> Path:
+    """Render ``target`` (a plot widget or item) to a PNG ``width`` pixels wide (default: as on screen).
+
+    The height follows the on-screen aspect ratio. Returns the path written.
+    """
+    from pyqtgraph.exporters import ImageExporter
+
+    path = _check_writable(path)
+    exporter = ImageExporter(_graphics_target(target))
+    params = exporter.parameters()
+    if width is not None:
+        width = int(width)
+        if width <= 0:
+            raise ExportError(f"Cannot write {path}: the width must be positive, not {width}")
+        if params["width"] != width:
+            params["width"] = width  # pyqtgraph scales the height with it
+    if params["width"] <= 0 or params["height"] <= 0:
+        raise ExportError(f"Cannot write {path}: the plot has no size yet (is it laid out?)")
+    try:
+        ok = exporter.export(str(path))
+    except OSError as exc:
+        raise ExportError(f"Cannot write {path}: {exc.strerror or exc}") from exc
+    except Exception as exc:  # pyqtgraph raises bare Exceptions for bad sizes
+        raise ExportError(f"Cannot write {path}: {exc}") from exc
+    if ok is False:
+        raise ExportError(f"Cannot write {path}: Qt could not save the image")
+    return path
+
+
+def export_svg(target: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``target`` (a plot widget or item) as SVG; returns the path written."""
+    from pyqtgraph.exporters import SVGExporter
+
+    path = _check_writable(path)
+    exporter = SVGExporter(_graphics_target(target))
+    try:
+        exporter.export(str(path))
+    except OSError as exc:
+        raise ExportError(f"Cannot write {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def _format_column(values: np.ndarray) -> list[str]:
+    values = np.asarray(values)
+    if values.dtype.kind in "iub":
+        return [str(int(v)) for v in values.tolist()]
+    if values.dtype.kind != "f":
+        values = values.astype(np.float64)
+    finite = np.isfinite(values)
+    if finite.all() and np.all(values == np.round(values)) and np.all(np.abs(values) < 2.0 ** 53):
+        return [str(int(v)) for v in values.tolist()]
+    if values.dtype.itemsize < 8:
+        return [str(v) for v in values]  # numpy's shortest repr that round-trips in this precision
+    return [repr(v) for v in values.tolist()]
+
+
+def write_csv(path: str | os.PathLike[str], header: Sequence[str], columns: Sequence[np.ndarray]) -> Path:
+    """Write ``columns`` (1-D arrays, one per ``header`` name) as CSV; returns the path written.
+
+    Shorter columns leave empty cells below their end.
+    """
+    if len(header) != len(columns):
+        raise ValueError(f"{len(header)} header names for {len(columns)} columns")
+    path = _check_writable(path)
+    cells = [_format_column(np.ravel(column)) for column in columns]
+    rows = max((len(c) for c in cells), default=0)
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(list(header))
+            for i in range(rows):
+                writer.writerow([c[i] if i < len(c) else "" for c in cells])
+    except OSError as exc:
+        raise ExportError(f"Cannot write {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def export_all(folder: str | os.PathLike[str], plots: Mapping[str, Any], *, width: int | None = None) -> list[Path]:
+    """Write ``<name>.png``, ``<name>.svg`` and ``<name>.csv`` into ``folder`` for each plot.
+
+    ``plots`` maps a file stem to a ``StorePlot`` (anything with ``export_png``, ``export_svg`` and
+    ``export_csv``). The folder is created when missing. Returns the paths written, in order.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"Cannot create the export folder {folder}: {exc.strerror or exc}") from exc
+    written: list[Path] = []
+    for name, plot in plots.items():
+        written.append(plot.export_png(folder / f"{name}.png", width=width))
+        written.append(plot.export_svg(folder / f"{name}.svg"))
+        written.append(plot.export_csv(folder / f"{name}.csv"))
+    return written

@@ -1,0 +1,211 @@
+"""One task up close: the true function, its support points and the fits after 0, 1, ..., K steps.
+
+Editing: a left click in the graph emits ``pointAdded(x, y)`` in data coordinates; a right click
+within ``REMOVE_RADIUS_PX`` pixels of a support point emits ``pointRemoved(index)`` (a right click
+elsewhere opens the usual context menu); "New task" emits ``newTaskRequested``. The plot itself never
+edits the support: the main window reads :meth:`TaskViewPlot.support_points`, adds or drops a point,
+asks the engine for a new fit, and may show the edited set at once with
+:meth:`TaskViewPlot.set_support_points` until that fit arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtWidgets import QLabel, QPushButton, QWidget
+
+from reptile_gui.plots.base import PALETTE, StorePlot, name_control
+from reptile_gui.store import RunStore
+
+__all__ = ["TaskViewPlot"]
+
+
+def _steps_label(k: int) -> str:
+    return f"after {k} step" if k == 1 else f"after {k} steps"
+
+
+class _EditableViewBox(pg.ViewBox):
+    """A ViewBox that offers right clicks to a handler before opening its context menu."""
+
+    def __init__(self, on_right_click: Callable[[QPointF], bool], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._on_right_click = on_right_click
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 (pyqtgraph's name)
+        if ev.button() == Qt.MouseButton.RightButton and self._on_right_click(ev.scenePos()):
+            ev.accept()
+            return
+        super().mouseClickEvent(ev)
+
+
+class TaskViewPlot(StorePlot):
+    """Draws ``store.task_fit``: truth (thin black), support (red dots), predictions after each step.
+
+    Signals: ``pointAdded(float, float)``, ``pointRemoved(int)``, ``newTaskRequested()``.
+    Public items: ``truth_curve``, ``support_scatter``, ``prediction_curves`` (a pool; the first
+    ``len(fit.steps)`` are visible, in the order of ``fit.steps``), ``new_task_button``.
+    """
+
+    versions = ("task_version",)
+    plot_name = "task_view"
+    title = "Task view"
+    empty_text = "No task fit yet: press \u201cNew task\u201d or start training"
+
+    #: A right click this close (in screen pixels) to a support point removes it.
+    REMOVE_RADIUS_PX = 10.0
+
+    pointAdded = Signal(float, float)
+    pointRemoved = Signal(int)
+    newTaskRequested = Signal()
+
+    def __init__(self, store: RunStore, parent: QWidget | None = None):
+        super().__init__(store, parent)
+        self.set_axis_label("left", "output y (task units)")
+        self.set_axis_label("bottom", "input x (task units)")
+        self._support_x = np.empty(0)
+        self._support_y = np.empty(0)
+        self._legend_steps: tuple[int, ...] = ()
+
+        self.truth_curve = self.make_curve("true function", PALETTE.truth, width=1.0, z=15)  # over the fits
+        self.support_scatter = pg.ScatterPlotItem(
+            size=9, symbol="o", pen=pg.mkPen("w", width=1.2), brush=pg.mkBrush(PALETTE.support),
+            antialias=True, name="support points")
+        self.support_scatter.setZValue(20)
+        self.plot_item.addItem(self.support_scatter)
+        self.prediction_curves: list[pg.PlotDataItem] = []
+
+        self.new_task_button = QPushButton("New task", self)
+        name_control(self.new_task_button, "task_view_new_task", "New task",
+                     "Draw another task from the distribution and fit it")
+        self.new_task_button.clicked.connect(self.newTaskRequested)
+        hint = QLabel("Click to add a support point · right-click a point to remove it", self)
+        hint.setObjectName("task_view_hint")
+        hint.setStyleSheet("color: #555;")
+        self.controls.addWidget(hint, 1)
+        self.controls.addWidget(self.new_task_button)
+
+        self.plot_widget.scene().sigMouseClicked.connect(self._on_scene_clicked)
+        self._finish_init()
+
+    def _make_view_box(self) -> pg.ViewBox:
+        return _EditableViewBox(self._on_right_click)
+
+    # -- support points --------------------------------------------------------------------------
+
+    def support_points(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The support points on show, as ``(x values, y values)``."""
+        return tuple(self._support_x.tolist()), tuple(self._support_y.tolist())
+
+    def set_support_points(self, x: Sequence[float], y: Sequence[float]) -> None:
+        """Show an edited support set now; the next task fit from the store replaces it."""
+        x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+        self._show_support(x, y)
+
+    def _show_support(self, x: np.ndarray, y: np.ndarray) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"{len(x)} x values for {len(y)} y values")
+        self._support_x, self._support_y = x, y
+        self.support_scatter.setData(x=x, y=y)
+        label = self.legend.getLabel(self.support_scatter)
+        if label is not None:
+            label.setText(f"support points ({len(x)})")
+
+    def _view_rect_contains(self, scene_pos: QPointF) -> bool:
+        return self.view_box.sceneBoundingRect().contains(scene_pos)
+
+    def _nearest_support(self, scene_pos: QPointF) -> int | None:
+        xs, ys = self._support_x.tolist(), self._support_y.tolist()
+        if not xs:
+            return None
+        best, best_distance = None, self.REMOVE_RADIUS_PX
+        for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+            point = self.view_box.mapViewToScene(QPointF(x, y))
+            distance = float(np.hypot(point.x() - scene_pos.x(), point.y() - scene_pos.y()))
+            if distance <= best_distance:
+                best, best_distance = i, distance
+        return best
+
+    def _on_right_click(self, scene_pos: QPointF) -> bool:
+        index = self._nearest_support(scene_pos)
+        if index is None:
+            return False
+        self.pointRemoved.emit(index)
+        return True
+
+    def _on_scene_clicked(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton or ev.double() or ev.isAccepted():
+            return  # another item (the legend, a scatter point) took it, or not ours
+        scene_pos = ev.scenePos()
+        if not self._view_rect_contains(scene_pos):
+            return
+        if self.legend.isVisible() and self.legend.sceneBoundingRect().contains(scene_pos):
+            return
+        point = self.view_box.mapSceneToView(scene_pos)
+        self.pointAdded.emit(float(point.x()), float(point.y()))
+
+    # -- drawing ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _prediction_color(index: int, steps: tuple[int, ...]) -> str:
+        """Orange before adaptation (0 steps), blue after the last step, other colours in between."""
+        if steps[index] == 0:
+            return PALETTE.pre_adaptation
+        if index == len(steps) - 1:
+            return PALETTE.post_adaptation
+        between = (PALETTE.intermediate, "#17becf", PALETTE.marker, "#bcbd22")
+        return between[(index - 1) % len(between)]
+
+    def _redraw(self) -> None:
+        fit = self.store.task_fit
+        if fit is None:
+            self.truth_curve.setData([], [])
+            self._show_support(np.empty(0), np.empty(0))
+            steps: tuple[int, ...] = ()
+        else:
+            steps = tuple(int(k) for k in fit.steps)
+            self.truth_curve.setData(np.asarray(fit.grid_x), np.asarray(fit.truth))
+            self._show_support(np.asarray(fit.support_x).ravel(), np.asarray(fit.support_y).ravel())
+        while len(self.prediction_curves) < len(steps):
+            self.prediction_curves.append(self.make_curve(None, PALETTE.post_adaptation, width=2.0, z=10))
+        predictions = np.asarray(fit.predictions) if fit is not None else None
+        for i, curve in enumerate(self.prediction_curves):
+            if i < len(steps):
+                pen = pg.mkPen(self._prediction_color(i, steps), width=2.0)
+                pen.setCosmetic(True)
+                curve.setPen(pen)
+                curve.setData(np.asarray(fit.grid_x), predictions[i].ravel())
+                curve.setVisible(True)
+            else:
+                curve.setData([], [])
+                curve.setVisible(False)
+        self._update_legend(steps)
+        self.show_placeholder(fit is None)
+
+    def _update_legend(self, steps: tuple[int, ...]) -> None:
+        if steps == self._legend_steps:
+            return
+        for curve in self.prediction_curves:
+            self.legend.removeItem(curve)
+        for curve, k in zip(self.prediction_curves, steps, strict=False):
+            self.legend.addItem(curve, _steps_label(k))
+        self._legend_steps = steps
+
+    def csv_table(self) -> tuple[list[str], list[np.ndarray]]:
+        """``x, truth, prediction_<k>`` per step on the grid, then ``support_x, support_y``.
+
+        The support columns are shorter than the grid ones: their cells are empty below the last point.
+        """
+        fit = self.store.task_fit
+        header = ["x", "truth"]
+        if fit is None:
+            return header + ["support_x", "support_y"], [np.empty(0)] * 4
+        columns = [np.asarray(fit.grid_x).ravel(), np.asarray(fit.truth).ravel()]
+        for k, prediction in zip(fit.steps, np.asarray(fit.predictions), strict=True):
+            header.append(f"prediction_{int(k)}")
+            columns.append(np.asarray(prediction).ravel())
+        header += ["support_x", "support_y"]
+        columns += [self._support_x, self._support_y]
+        return header, columns

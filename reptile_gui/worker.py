@@ -1,0 +1,58 @@
+"""The worker: a QObject on its own QThread that relays a child-process trainer's events to Qt.
+
+The trainer itself runs in a child process (``RemoteTrainer``) so that its many small tensor ops
+never compete with the GUI for the GIL. This worker only waits on the child's event queue, turns
+metrics into columnar numpy arrays off the GUI thread, and emits one ``batchReady`` signal per batch
+(at most about 60 per second, never one per inner step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+
+from reptile_engine.events import Event, IterationMetrics
+from reptile_engine.remote import RemoteTrainer
+from reptile_gui.store import metrics_to_columns
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """What one signal carries: metrics as columns, every other event in arrival order."""
+
+    generation: int
+    metrics: dict[str, np.ndarray]
+    events: list[Event] = field(default_factory=list)
+
+
+class TrainingWorker(QObject):
+    """Relays ``RemoteTrainer`` events; commands go to the ``RemoteTrainer`` directly (its queues are
+    thread- and process-safe)."""
+
+    batchReady = Signal(object)
+    done = Signal(int)
+
+    POLL_SECONDS = 0.05
+
+    def __init__(self, remote: RemoteTrainer, generation: int):
+        super().__init__()
+        self.remote = remote
+        self.generation = generation
+        self._quit = False
+
+    def request_quit(self) -> None:
+        """Ask the relay loop to end within ``POLL_SECONDS``; safe from any thread."""
+        self._quit = True
+
+    @Slot()
+    def run(self) -> None:
+        self.remote.start()
+        while not self._quit and not self.remote.finished:
+            events = self.remote.events(timeout=self.POLL_SECONDS)
+            if events:
+                metrics = [e for e in events if isinstance(e, IterationMetrics)]
+                others = [e for e in events if not isinstance(e, IterationMetrics)]
+                self.batchReady.emit(EventBatch(self.generation, metrics_to_columns(metrics), others))
+        self.done.emit(self.generation)

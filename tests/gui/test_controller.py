@@ -1,0 +1,170 @@
+"""The controller drives a real child-process trainer: state machine, live updates, sessions."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from reptile_engine.config import ConfigError
+from reptile_engine.presets import preset
+from reptile_gui.controller import ACTIONS, TrainingController
+
+SPAWN_TIMEOUT = 60_000
+
+
+@pytest.fixture
+def small_config():
+    return preset("quick").with_updates({
+        "model.hidden": 16, "meta.iterations": 1_000_000, "evaluation.tasks": 8, "evaluation.steps": 3,
+        "evaluation.every": 25, "meta.meta_batch": 2})
+
+
+@pytest.fixture
+def controller(qtbot, small_config):
+    ctrl = TrainingController(small_config)
+    try:
+        with qtbot.waitSignal(ctrl.stateChanged, timeout=SPAWN_TIMEOUT, check_params_cb=lambda s: s == "ready"):
+            ctrl.open()
+        yield ctrl
+    finally:
+        ctrl.shutdown()
+
+
+def wait_state(qtbot, ctrl, state):
+    qtbot.waitUntil(lambda: ctrl.state == state, timeout=SPAWN_TIMEOUT)
+
+
+def wait_iterations(qtbot, ctrl, at_least):
+    qtbot.waitUntil(lambda: len(ctrl.store) >= at_least, timeout=SPAWN_TIMEOUT)
+
+
+def test_state_machine(qtbot, controller):
+    assert controller.allowed("start") and not controller.allowed("pause")
+    controller.start()
+    wait_state(qtbot, controller, "running")
+    wait_iterations(qtbot, controller, 5)
+    assert ACTIONS["running"] == {"pause", "stop", "reset"}
+    controller.pause()
+    wait_state(qtbot, controller, "paused")
+    before = len(controller.store)
+    qtbot.wait(100)
+    assert len(controller.store) == before, "a paused run must not train"
+    controller.step()
+    wait_iterations(qtbot, controller, before + 1)
+    qtbot.wait(100)
+    assert len(controller.store) == before + 1, "step runs exactly one iteration"
+    controller.resume()
+    wait_state(qtbot, controller, "running")
+    controller.stop()
+    wait_state(qtbot, controller, "stopped")
+    stopped_at = len(controller.store)
+    controller.start()
+    wait_state(qtbot, controller, "running")
+    wait_iterations(qtbot, controller, stopped_at + 3)
+    iterations = controller.store.column("iteration")
+    assert np.array_equal(iterations, np.arange(1, len(iterations) + 1)), "a restart continues the history"
+    controller.reset()
+    wait_state(qtbot, controller, "ready")
+    assert len(controller.store) == 0
+
+
+def test_live_update_is_echoed_and_applied(qtbot, controller):
+    controller.start()
+    wait_iterations(qtbot, controller, 3)
+    with qtbot.waitSignal(controller.changeApplied, timeout=SPAWN_TIMEOUT) as blocker:
+        controller.update({"inner.lr": 0.0123})
+    event = blocker.args[0]
+    assert event.changes == {"inner.lr": (0.02, 0.0123)}
+    assert controller.config.inner.lr == 0.0123
+    qtbot.waitUntil(lambda: controller.store.latest("iteration") >= event.iteration, timeout=SPAWN_TIMEOUT)
+    iterations = controller.store.column("iteration")
+    inner_lr = controller.store.column("inner_lr")
+    assert np.all(inner_lr[iterations >= event.iteration] == pytest.approx(0.0123))
+    assert np.all(inner_lr[iterations < event.iteration] == pytest.approx(0.02))
+    assert [m.iteration for m in controller.store.markers] == [event.iteration]
+
+
+def test_non_live_change_refused_while_running(qtbot, controller):
+    controller.start()
+    wait_state(qtbot, controller, "running")
+    with pytest.raises(ConfigError) as info:
+        controller.update({"model.hidden": 32})
+    assert info.value.field == "model.hidden"
+    with pytest.raises(ConfigError):
+        controller.update({"inner.lr": float("nan")})
+
+
+def test_session_round_trip_resumes_exactly(qtbot, controller, small_config, tmp_path):
+    controller.start()
+    wait_iterations(qtbot, controller, 30)
+    controller.pause()
+    wait_state(qtbot, controller, "paused")
+    path = tmp_path / "run.reptile"
+    with qtbot.waitSignal(controller.message, timeout=SPAWN_TIMEOUT):
+        controller.save_session(path)
+    history = {name: controller.store.column(name).copy() for name in ("iteration", "loss_after")}
+    controller.step()
+    wait_iterations(qtbot, controller, len(history["iteration"]) + 1)
+    next_loss = controller.store.latest("loss_after")
+
+    other = TrainingController(small_config)
+    try:
+        with qtbot.waitSignal(other.stateChanged, timeout=SPAWN_TIMEOUT, check_params_cb=lambda s: s == "paused"):
+            other.load_session(path)
+        assert np.array_equal(other.store.column("iteration"), history["iteration"])
+        assert np.array_equal(other.store.column("loss_after"), history["loss_after"])
+        assert other.config == controller.config
+        other.step()
+        wait_iterations(qtbot, other, len(history["iteration"]) + 1)
+        assert other.store.latest("loss_after") == next_loss
+    finally:
+        other.shutdown()
+
+
+def test_corrupt_session_is_refused_and_nothing_is_lost(qtbot, controller, tmp_path):
+    controller.start()
+    wait_iterations(qtbot, controller, 5)
+    controller.pause()
+    wait_state(qtbot, controller, "paused")
+    good = tmp_path / "good.reptile"
+    with qtbot.waitSignal(controller.message, timeout=SPAWN_TIMEOUT):
+        controller.save_session(good)
+    truncated = tmp_path / "truncated.reptile"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    history = controller.store.column("iteration").copy()
+    with qtbot.waitSignal(controller.failed, timeout=5_000) as blocker:
+        controller.load_session(truncated)
+    assert "Cannot open session" in blocker.args[0]
+    assert controller.state == "paused"
+    assert np.array_equal(controller.store.column("iteration"), history)
+
+    future = tmp_path / "future.reptile"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(future, "w") as dst:
+        for item in src.namelist():
+            data = src.read(item)
+            if item == "session.json":
+                data = data.replace(b'"version": 1', b'"version": 99')
+            dst.writestr(item, data)
+    with qtbot.waitSignal(controller.failed, timeout=5_000) as blocker:
+        controller.load_session(future)
+    assert "version 99" in blocker.args[0]
+
+    with qtbot.waitSignal(controller.failed, timeout=SPAWN_TIMEOUT) as blocker:
+        controller.save_session(tmp_path / "missing-dir" / "x.reptile")
+    assert "Cannot write session" in blocker.args[0]
+    assert controller.state == "paused"
+
+
+def test_task_fit_arrives_and_follows_edits(qtbot, controller):
+    qtbot.waitUntil(lambda: controller.store.task_fit is not None, timeout=SPAWN_TIMEOUT)
+    fit = controller.store.task_fit
+    assert fit.predictions.shape == (3, len(fit.grid_x))
+    xs = tuple(fit.support_x.tolist()) + (0.5,)
+    ys = tuple(fit.support_y.tolist()) + (2.0,)
+    version = controller.store.task_version
+    controller.fit_task(support=(xs, ys))
+    qtbot.waitUntil(lambda: controller.store.task_version > version, timeout=SPAWN_TIMEOUT)
+    assert controller.store.task_fit.support_x[-1] == pytest.approx(0.5)
+    assert not np.allclose(controller.store.task_fit.predictions[2], fit.predictions[2])
