@@ -14,7 +14,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -23,18 +22,36 @@ TICK_MS = 10
 
 
 def headless_rate(meta_batch: int, steps: int, seconds: float) -> float:
-    """Iterations per second of ``Trainer.step`` in a fresh process, as ``reptile-train`` would run."""
+    """Iterations per second of ``Trainer.run()`` (evaluations included, as in the app) in a fresh process."""
     code = (
-        "import time, sys\n"
+        "import time\n"
+        "from reptile_engine.events import IterationMetrics\n"
         "from reptile_engine.presets import preset\n"
         "from reptile_engine.trainer import Trainer\n"
-        f"t = Trainer(preset('default').with_updates({{'meta.meta_batch': {meta_batch}, 'inner.steps': {steps}}}))\n"
-        "for _ in range(5): t.step()\n"
-        "n, start = 0, time.perf_counter()\n"
-        f"while time.perf_counter() - start < {seconds}: t.step(); n += 1\n"
+        f"t = Trainer(preset('default').with_updates({{'meta.meta_batch': {meta_batch}, 'inner.steps': {steps}, "
+        "'meta.iterations': 10_000_000}))\n"
+        "n, start = 0, None\n"
+        "for event in t.run():\n"
+        "    if isinstance(event, IterationMetrics):\n"
+        "        if event.iteration == 5: start = time.perf_counter()\n"
+        "        elif start is not None: n += 1\n"
+        f"        if start is not None and time.perf_counter() - start > {seconds}: break\n"
         "print(n / (time.perf_counter() - start))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def _spin(app, seconds: float, until=None) -> None:
+    """Run the Qt event loop (as ``app.exec`` would) for ``seconds`` or until ``until()`` holds."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    if until is not None:
+        poll = QTimer()
+        poll.timeout.connect(lambda: until() and loop.quit())
+        poll.start(20)
+    loop.exec()
 
 
 def in_app(meta_batch: int, steps: int, seconds: float) -> tuple[float, float, float, float]:
@@ -46,18 +63,14 @@ def in_app(meta_batch: int, steps: int, seconds: float) -> tuple[float, float, f
     from reptile_gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
-    window = MainWindow(preset("default").with_updates({"meta.meta_batch": meta_batch, "inner.steps": steps}))
-    window.resize(1600, 1000)
+    config = preset("default").with_updates({"meta.meta_batch": meta_batch, "inner.steps": steps,
+                                             "meta.iterations": 10_000_000})
+    window = MainWindow(config)
     window.show()
     controller = window.controller
-    deadline = time.monotonic() + 120
-    while controller.state != "ready" and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
+    _spin(app, 120, lambda: controller.state == "ready")
     controller.start()
-    while len(controller.store) < 5 and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
+    _spin(app, 120, lambda: len(controller.store) >= 5)
 
     clock = QElapsedTimer()
     ticks: list[float] = []
@@ -67,19 +80,15 @@ def in_app(meta_batch: int, steps: int, seconds: float) -> tuple[float, float, f
     start_iteration = controller.store.latest("iteration")
     clock.start()
     timer.start()
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
+    _spin(app, seconds)
     timer.stop()
     elapsed = clock.nsecsElapsed() / 1e9
     iterations = controller.store.latest("iteration") - start_iteration
     window.close()
-    app.processEvents()
 
     intervals = np.diff(np.asarray(ticks))
     lateness = np.maximum(intervals - TICK_MS, 0.0)
-    expected = elapsed * 1000 / TICK_MS
-    lost = max(0.0, 1.0 - len(ticks) / expected)
+    lost = max(0.0, 1.0 - len(ticks) / (elapsed * 1000 / TICK_MS))
     return iterations / elapsed, float(np.percentile(lateness, 50)), float(np.percentile(lateness, 99)), lost
 
 

@@ -110,7 +110,7 @@ class EvalConfig:
                         min=1, max=100_000)
     steps: int = _field(32, "Inner steps on the curve.", min=0, max=10_000)
     lr: float = _field(0.02, "Full-batch SGD learning rate on held-out tasks.", min=1e-6, max=10.0, log=True)
-    every: int = _field(200, "Meta-iterations between adaptation curves.", min=1, max=1_000_000, live=True)
+    every: int = _field(500, "Meta-iterations between adaptation curves.", min=1, max=1_000_000, live=True)
     seed: int = _field(20_181_231, "Seed of the held-out tasks and the scratch network.", min=0, max=2**63 - 1)
 
 

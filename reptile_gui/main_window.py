@@ -126,7 +126,7 @@ class MainWindow(QMainWindow):
         side_layout.addWidget(self.controls)
         side_layout.addWidget(self.picker)
         side_layout.addWidget(self.panel, 1)
-        side.setMinimumWidth(380)
+        side.setMinimumWidth(420)
 
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.plots["adaptation_curve"])
@@ -146,7 +146,7 @@ class MainWindow(QMainWindow):
         main.addWidget(side)
         main.addWidget(right)
         main.setStretchFactor(1, 1)
-        main.setSizes([400, 1200])
+        main.setSizes([430, 1170])
         self.setCentralWidget(main)
         self.resize(1600, 1000)
 

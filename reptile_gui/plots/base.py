@@ -179,6 +179,8 @@ class StorePlot(QWidget):
             axis.setTextPen(pg.mkPen(PALETTE.foreground))
             # Fewer minor labels than pyqtgraph's default, so log axes label decades, not 2, 3, ... 9.
             axis.setStyle(textFillLimits=[(0, 0.8), (2, 0.35), (4, 0.25), (6, 0.15)])
+            # A fixed label: the SI-prefix label is re-rendered as HTML on every range change otherwise.
+            axis.enableAutoSIPrefix(False)
         item.getViewBox().setBackgroundColor(None)
         item.setMenuEnabled(True)
 
@@ -197,11 +199,12 @@ class StorePlot(QWidget):
         self.plot_item.setLabel(side, text, color=PALETTE.foreground, **{"font-size": "10pt"})
 
     def make_curve(self, name: str | None, color: str | QColor, *, width: float = 1.6,
-                   style: Qt.PenStyle = Qt.PenStyle.SolidLine, z: float = 0.0) -> pg.PlotDataItem:
-        """A reused, antialiased line item added to the plot (and to the legend when ``name`` is set)."""
+                   style: Qt.PenStyle = Qt.PenStyle.SolidLine, z: float = 0.0,
+                   antialias: bool = True) -> pg.PlotDataItem:
+        """A reused line item added to the plot (and to the legend when ``name`` is set)."""
         pen = pg.mkPen(QColor(color), width=width, style=style)
         pen.setCosmetic(True)
-        curve = pg.PlotDataItem(pen=pen, antialias=True, name=name)
+        curve = pg.PlotDataItem(pen=pen, antialias=antialias, name=name)
         curve.setZValue(z)
         self.plot_item.addItem(curve)
         return curve
