@@ -23,7 +23,15 @@ from reptile_engine.presets import PRESETS, preset
 from reptile_engine.trainer import Trainer
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
-_TYPES = {"int": int, "float": float, "str": str}
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes", "on"):
+        return True
+    if text.lower() in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": _parse_bool}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -115,6 +115,30 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class LandscapeConfig:
+    """The 2D loss-landscape slice computed in the worker (see ``reptile_engine.landscape``)."""
+
+    plane: str = _field("random", "Plane of the slice: filter-normalized random directions, PCA of the "
+                        "meta-trajectory, or the plane through theta and two tasks' adapted parameters.",
+                        choices=("random", "pca", "task"), live=True)
+    loss: str = _field("mean", "Loss on the plane: one task's query loss, the mean over held-out tasks, or the "
+                       "loss after adapting from each grid point.", choices=("task", "mean", "adapted"), live=True)
+    resolution: int = _field(41, "Grid points per axis.", min=11, max=101, live=True)
+    span: float = _field(1.0, "Half-width of the grid in units of the directions.", min=0.01, max=100.0,
+                         live=True, log=True)
+    every: int = _field(1000, "Meta-iterations between automatic slices (0: on request only).",
+                        min=0, max=1_000_000, live=True)
+    steps: int = _field(5, "Inner steps from each grid point for the adapted loss.", min=1, max=100, live=True)
+    freeze: bool = _field(False, "Keep the plane's directions across refreshes so slices are comparable.",
+                          live=True)
+    tasks: int = _field(20, "Held-out tasks averaged on the surface (the first of the evaluation tasks).",
+                        min=1, max=1000)
+    snapshots: int = _field(200, "Meta-parameter snapshots kept for the trajectory and the PCA plane.",
+                            min=3, max=10_000)
+    snapshot_every: int = _field(20, "Meta-iterations between trajectory snapshots.", min=1, max=1_000_000)
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A whole Reptile experiment."""
 
@@ -125,6 +149,7 @@ class ExperimentConfig:
     meta_schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(kind="linear"))
     inner_schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
+    landscape: LandscapeConfig = field(default_factory=LandscapeConfig)
     seed: int = _field(0, "Seed of the meta-parameters, task sampling and minibatches.", min=0, max=2**63 - 1)
     device: str = _field("cpu", "Torch device.", choices=("cpu", "cuda", "auto"))
     threads: int = _field(0, "Torch intra-op threads; 0 picks one for small models.", min=0, max=256)
@@ -217,6 +242,8 @@ def field_info(path: str) -> dataclasses.Field:
 
 def describe_range(f: dataclasses.Field) -> str:
     meta = f.metadata
+    if f.type in (bool, "bool"):
+        return "must be true or false"
     if meta.get("choices"):
         return "one of " + ", ".join(meta["choices"])
     lo, hi = meta.get("min"), meta.get("max")
@@ -236,6 +263,8 @@ def _check_value(path: str, value: Any, f: dataclasses.Field) -> None:
         if not value:
             raise ConfigError(path, value, "must not be empty")
         return
+    if isinstance(value, bool):
+        return
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(path, value, describe_range(f))
     lo, hi = meta.get("min"), meta.get("max")
@@ -244,7 +273,11 @@ def _check_value(path: str, value: Any, f: dataclasses.Field) -> None:
 
 
 def _coerce(path: str, value: Any, f: dataclasses.Field) -> Any:
-    expected = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str}[f.type]
+    expected = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str, "bool": bool}[f.type]
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, value, describe_range(f))
+        return value
     if isinstance(value, bool):
         raise ConfigError(path, value, describe_range(f) if expected is not str else "must be a string")
     if expected is float and isinstance(value, int):

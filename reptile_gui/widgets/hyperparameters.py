@@ -1,6 +1,7 @@
 """The hyperparameter panel, generated from the config's field metadata.
 
-Every live field (``metadata["live"]``) gets a row, plus the non-live fields in ``EXTRA_FIELDS``; rows are
+Every live field (``metadata["live"]``) outside ``OWN_CONTROLS`` gets a row, plus the non-live fields in
+``EXTRA_FIELDS``; rows are
 grouped by config section in declaration order. The metadata decides the editor:
 
 * ``choices``: a ``QComboBox``;
@@ -33,6 +34,7 @@ from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QAbstractSlider,
     QAbstractSpinBox,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFrame,
@@ -86,7 +88,8 @@ QLabel#hyperparameterError { color: #d32f2f; }
 
 
 def _type_of(f: dataclasses.Field) -> type:
-    return {"int": int, "float": float, "str": str}.get(f.type, f.type) if isinstance(f.type, str) else f.type
+    names = {"int": int, "float": float, "str": str, "bool": bool}
+    return names.get(f.type, f.type) if isinstance(f.type, str) else f.type
 
 
 def config_value(config: ExperimentConfig, path: str) -> Any:
@@ -97,11 +100,16 @@ def config_value(config: ExperimentConfig, path: str) -> Any:
     return value
 
 
+OWN_CONTROLS: tuple[str, ...] = ("landscape.",)
+"""Sections steered from their own panel (the landscape view), not from this one."""
+
+
 def exposed_fields(config: ExperimentConfig,
                    extra: Iterable[str] = EXTRA_FIELDS) -> list[tuple[str, dataclasses.Field]]:
     """The fields the panel shows, in declaration order: every live field and those named in ``extra``."""
     extra = set(extra)
-    return [(path, f) for path, _, f in iter_fields(config) if f.metadata.get("live") or path in extra]
+    return [(path, f) for path, _, f in iter_fields(config)
+            if (f.metadata.get("live") or path in extra) and not path.startswith(OWN_CONTROLS)]
 
 
 def snap(value: float, digits: int = 3) -> float:
@@ -297,6 +305,21 @@ class _ChoiceEditor(_Editor):
         self.widget.currentTextChanged.connect(edited)
 
 
+class _BoolEditor(_Editor):
+    def __init__(self):
+        self.widget = QCheckBox()
+
+    def value(self) -> bool:
+        return self.widget.isChecked()
+
+    def set_value(self, value: Any) -> None:
+        with blocked(self.widget):
+            self.widget.setChecked(bool(value))
+
+    def connect(self, edited, released) -> None:
+        self.widget.toggled.connect(edited)
+
+
 class _TextEditor(_Editor):
     def __init__(self):
         self.widget = QLineEdit()
@@ -425,6 +448,8 @@ def make_editor(path: str, f: dataclasses.Field) -> _Editor:
     kind = _type_of(f)
     if meta.get("choices"):
         return _ChoiceEditor(meta["choices"])
+    if kind is bool:
+        return _BoolEditor()
     low, high = meta.get("min"), meta.get("max")
     if kind is float and low is not None and high is not None:
         if meta.get("log"):

@@ -27,6 +27,13 @@ LIVE = {
     "inner.optimizer",
     "meta_schedule.kind",
     "inner_schedule.kind",
+    "landscape.plane",
+    "landscape.loss",
+    "landscape.resolution",
+    "landscape.span",
+    "landscape.every",
+    "landscape.steps",
+    "landscape.freeze",
     "evaluation.every",
 }
 
@@ -250,7 +257,7 @@ def test_field_info_rejects_unknown_paths():
         field_info("inner.nope")
 
 
-# --- Known bugs: inputs for which from_dict raises something other than ConfigError. ---
+# --- Inputs that once raised something other than ConfigError. ---
 
 
 @pytest.mark.parametrize(
@@ -338,3 +345,13 @@ def test_from_dict_gives_a_valid_config_or_config_error(data):
     assert cfg.validate() is cfg
     assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg
     assert ExperimentConfig.from_toml(cfg.to_toml()) == cfg
+
+
+def test_bool_fields_accept_only_bools():
+    assert ExperimentConfig().with_updates({"landscape.freeze": True}).landscape.freeze is True
+    for bad in (1, "yes", None, 0.0):
+        with pytest.raises(ConfigError) as info:
+            ExperimentConfig().with_updates({"landscape.freeze": bad})
+        assert info.value.field == "landscape.freeze" and "true or false" in str(info.value)
+    text = ExperimentConfig().with_updates({"landscape.freeze": True}).to_toml()
+    assert ExperimentConfig.from_toml(text).landscape.freeze is True
