@@ -131,8 +131,9 @@ class LandscapeConfig:
     steps: int = _field(5, "Inner steps from each grid point for the adapted loss.", min=1, max=100, live=True)
     freeze: bool = _field(False, "Keep the plane's directions across refreshes so slices are comparable.",
                           live=True)
-    tasks: int = _field(20, "Held-out tasks averaged on the surface (the first of the evaluation tasks).",
-                        min=1, max=1000)
+    tasks: int = _field(5, "Held-out tasks averaged on the adapted surface (each adapts from every grid point, "
+                        "so its cost grows with them); the other surfaces use every held-out task at the "
+                        "cost of one.", min=1, max=1000)
     snapshots: int = _field(200, "Meta-parameter snapshots kept for the trajectory and the PCA plane.",
                             min=3, max=10_000)
     snapshot_every: int = _field(20, "Meta-iterations between trajectory snapshots.", min=1, max=1_000_000)

@@ -105,6 +105,14 @@ class TaskFit:
 
 
 @dataclass(frozen=True)
+class LandscapeReady:
+    """A 2D loss-landscape slice (``reptile_engine.landscape.LandscapeSlice``: numpy arrays only)."""
+
+    iteration: int
+    slice: Any
+
+
+@dataclass(frozen=True)
 class Failed:
     """The engine raised; the run is over, the last good state is where it was."""
 
@@ -122,4 +130,4 @@ class Finished:
 
 
 Event = (IterationMetrics | AdaptationCurve | ConfigChanged | CommandRejected | StateChanged | CheckpointSaved
-         | Diverged | TaskFit | Failed | Finished)
+         | Diverged | TaskFit | LandscapeReady | Failed | Finished)

@@ -35,6 +35,7 @@ from reptile_engine.config import ConfigError, ExperimentConfig, field_info
 from reptile_engine.events import CheckpointSaved, ConfigChanged, Event, Failed, Finished, IterationMetrics
 from reptile_engine.trainer import (
     Command,
+    ComputeLandscape,
     Evaluate,
     FitTask,
     Pause,
@@ -147,6 +148,9 @@ class RemoteTrainer:
 
     def request_task_fit(self, command: FitTask) -> None:
         self._send(command)
+
+    def request_landscape(self) -> None:
+        self._send(ComputeLandscape())
 
     def events(self, timeout: float) -> list[Event]:
         """The next batch of events (waiting up to ``timeout`` s), plus any batches already queued."""

@@ -22,6 +22,7 @@ import os
 import platform
 import queue
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +46,11 @@ from reptile_engine.events import (
     Event,
     Finished,
     IterationMetrics,
+    LandscapeReady,
     StateChanged,
     TaskFit,
 )
+from reptile_engine.landscape import DegeneratePlane, Plane, compute_slice
 from reptile_engine.models import BatchedModel, build_model
 from reptile_engine.schedules import scheduled_rate
 from reptile_engine.tasks import TaskBatch, TaskDistribution, registry
@@ -92,6 +95,11 @@ class Evaluate:
 
 
 @dataclass(frozen=True)
+class ComputeLandscape:
+    pass
+
+
+@dataclass(frozen=True)
 class FitTask:
     """Adapt one task drawn from ``seed`` (or to the given support points) and predict on a grid."""
 
@@ -103,7 +111,7 @@ class FitTask:
     grid_points: int = 200
 
 
-Command = Update | Pause | Resume | Step | Stop | SaveCheckpoint | Evaluate | FitTask
+Command = Update | Pause | Resume | Step | Stop | SaveCheckpoint | Evaluate | FitTask | ComputeLandscape
 
 
 class CommandQueue:
@@ -191,6 +199,9 @@ class Trainer:
         self._eval_cache: dict[tuple, tuple[TaskBatch, np.ndarray]] = {}
         self._phi: torch.Tensor | None = None
         self._optimizer_backup: list[torch.Tensor] | None = None
+        self._snapshots: deque[torch.Tensor] = deque(maxlen=config.landscape.snapshots)
+        self._plane: Plane | None = None
+        self._landscape_generator = torch.Generator().manual_seed(config.seed + 1)
         self._phi_prepared: Any = None
 
     @property
@@ -241,6 +252,9 @@ class Trainer:
     def request_task_fit(self, command: FitTask) -> None:
         self._commands.put(command)
 
+    def request_landscape(self) -> None:
+        self._commands.put(ComputeLandscape())
+
     # Training.
 
     def current_rates(self) -> tuple[float, float]:
@@ -285,6 +299,8 @@ class Trainer:
             self._restore_optimizer_state(optimizer_backup)
             return self._diverged("meta-parameters became non-finite after the outer step", meta_lr, inner_lr)
         self.iteration += 1
+        if self.iteration % cfg.landscape.snapshot_every == 0:
+            self._snapshots.append(theta.cpu().clone())
         duration = time.perf_counter() - started
         self.elapsed += duration
         rate = 1.0 / max(duration, 1e-9)
@@ -326,8 +342,8 @@ class Trainer:
         hyper.update({"meta.lr (scheduled)": meta_lr, "inner.lr (scheduled)": inner_lr})
         return Diverged(self.iteration + 1, reason, self.iteration, hyper)
 
-    def evaluate(self) -> AdaptationCurve:
-        """The adaptation curve on the held-out tasks, for the meta-parameters and a fresh network."""
+    def _held_out(self) -> tuple[TaskBatch, np.ndarray]:
+        """The held-out tasks (drawn once from their own seed) and the scratch network's curve on them."""
         ev = self._config.evaluation
         key = (ev.tasks, ev.support, ev.query, ev.seed, ev.steps, ev.lr)
         if key not in self._eval_cache:
@@ -336,9 +352,35 @@ class Trainer:
             scratch_theta = self.model.init(generator).to(self.device)
             scratch = adaptation_curve(self.model, scratch_theta, held_out, ev.steps, ev.lr)
             self._eval_cache = {key: (held_out, scratch)}
-        held_out, scratch = self._eval_cache[key]
+        return self._eval_cache[key]
+
+    def evaluate(self) -> AdaptationCurve:
+        """The adaptation curve on the held-out tasks, for the meta-parameters and a fresh network."""
+        ev = self._config.evaluation
+        held_out, scratch = self._held_out()
         meta = adaptation_curve(self.model, self.theta.detach(), held_out, ev.steps, ev.lr)
         return AdaptationCurve(self.iteration, np.arange(ev.steps + 1), meta, scratch)
+
+    def landscape(self) -> LandscapeReady | CommandRejected:
+        """A 2D slice of the loss landscape through the meta-parameters (``landscape`` config section).
+
+        Uses its own random generator, so computing slices never changes the training run. With
+        ``landscape.freeze`` the previous slice's directions are kept (re-centred at the current theta).
+        """
+        lc, ev = self._config.landscape, self._config.evaluation
+        held_out, _ = self._held_out()
+        tasks = held_out.head(min(lc.tasks, held_out.num_tasks)) if lc.loss == "adapted" else held_out
+        theta = self.theta.detach()
+        snapshots = torch.stack([*self._snapshots, theta.cpu()]).to(self.device)
+        frozen = self._plane if lc.freeze and self._plane is not None and self._plane.kind == lc.plane else None
+        try:
+            result, self._plane = compute_slice(
+                self.model, theta, tasks, plane_kind=lc.plane, loss_kind=lc.loss, resolution=lc.resolution,
+                span=lc.span, snapshots=snapshots, generator=self._landscape_generator, directions=frozen,
+                steps=lc.steps, lr=ev.lr, iteration=self.iteration)
+        except DegeneratePlane as exc:
+            return CommandRejected(self.iteration, f"landscape.plane = {lc.plane!r}: {exc}", "landscape.plane")
+        return LandscapeReady(self.iteration, result)
 
     def fit_task(self, request: FitTask) -> TaskFit:
         """Adapt a single one-dimensional-input task from the current meta-parameters (the task view).
@@ -408,6 +450,8 @@ class Trainer:
         cfg = self._config
         if self.iteration % cfg.evaluation.every == 0:
             yield self.evaluate()
+        if cfg.landscape.every and self.iteration % cfg.landscape.every == 0:
+            yield self.landscape()
         if cfg.checkpoint_every and self.checkpoint_path and self.iteration % cfg.checkpoint_every == 0:
             yield from self._save(self.checkpoint_path)
 
@@ -436,6 +480,8 @@ class Trainer:
                 yield self.evaluate()
             elif isinstance(command, FitTask):
                 yield self.fit_task(command)
+            elif isinstance(command, ComputeLandscape):
+                yield self.landscape()
         if pending:
             yield from self._apply_update(pending)
 

@@ -33,6 +33,7 @@ from reptile_engine.events import (
     Diverged,
     Failed,
     Finished,
+    LandscapeReady,
     StateChanged,
     TaskFit,
 )
@@ -231,6 +232,15 @@ class TrainingController(QObject):
         xs, ys = self._fit_support if self._fit_support is not None else (None, None)
         self._remote.request_task_fit(FitTask(self._fit_request, self._fit_seed, steps, xs, ys))
 
+    # Landscape.
+
+    def compute_landscape(self) -> None:
+        """Ask the trainer for a loss-landscape slice now (it arrives as ``store.landscape``)."""
+        if self._remote is not None and self.state in ("ready", "running", "paused"):
+            self._remote.request_landscape()
+        else:
+            self.message.emit("Start or step the run to compute a landscape slice")
+
     # Sessions.
 
     def save_session(self, path: str | Path) -> None:
@@ -299,6 +309,8 @@ class TrainingController(QObject):
                                 else "paused")
             if self.store.task_fit is None:
                 self.fit_task(seed=self._fit_seed)
+            if self.store.landscape is None and self._remote is not None:
+                self._remote.request_landscape()
         elif isinstance(event, ConfigChanged):
             self.config = event.config
             self.store.add_change(event)
@@ -313,6 +325,8 @@ class TrainingController(QObject):
         elif isinstance(event, TaskFit):
             if event.request == self._fit_request:
                 self.store.set_task_fit(event)
+        elif isinstance(event, LandscapeReady):
+            self.store.set_landscape(event.slice)
         elif isinstance(event, Diverged):
             self.store.divergences.append(event)
             self._paused_by_divergence = True

@@ -20,6 +20,7 @@ from reptile_engine.events import (
     IterationMetrics,
     TaskFit,
 )
+from reptile_engine.landscape import LandscapeSlice
 
 METRIC_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(IterationMetrics))
 
@@ -75,11 +76,13 @@ class RunStore:
         self.curves: deque[AdaptationCurve] = deque(maxlen=self.CURVES_KEPT)
         self.markers: list[ChangeMarker] = []
         self.task_fit: TaskFit | None = None
+        self.landscape: LandscapeSlice | None = None
         self.divergences: list[Diverged] = []
         self.metrics_version = 0
         self.curves_version = 0
         self.markers_version = 0
         self.task_version = 0
+        self.landscape_version = 0
 
     def clear(self) -> None:
         for column in self.columns.values():
@@ -87,11 +90,13 @@ class RunStore:
         self.curves.clear()
         self.markers.clear()
         self.task_fit = None
+        self.landscape = None
         self.divergences.clear()
         self.metrics_version += 1
         self.curves_version += 1
         self.markers_version += 1
         self.task_version += 1
+        self.landscape_version += 1
 
     def __len__(self) -> int:
         return len(self.columns["iteration"])
@@ -120,6 +125,10 @@ class RunStore:
     def set_task_fit(self, fit: TaskFit) -> None:
         self.task_fit = fit
         self.task_version += 1
+
+    def set_landscape(self, landscape: LandscapeSlice) -> None:
+        self.landscape = landscape
+        self.landscape_version += 1
 
     @property
     def latest_curve(self) -> AdaptationCurve | None:

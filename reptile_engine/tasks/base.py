@@ -24,6 +24,10 @@ class TaskBatch(NamedTuple):
     def num_tasks(self) -> int:
         return self.support_x.shape[0]
 
+    def head(self, n: int) -> TaskBatch:
+        """The first ``n`` tasks (views, no copy)."""
+        return TaskBatch(*(t[:n] for t in self[:4]), {k: v[:n] for k, v in self.params.items()})
+
     def to(self, device: torch.device | str) -> TaskBatch:
         return TaskBatch(*(t.to(device) for t in self[:4]), {k: v.to(device) for k, v in self.params.items()})
 
