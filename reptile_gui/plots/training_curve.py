@@ -83,6 +83,9 @@ class TrainingCurvePlot(StorePlot):
                                               style=Qt.PenStyle.DashLine)
         self._marker_legend_shown = False
         self.marker_lines: list[MarkerLine] = []
+        self._following = True
+        self._moving_range = False
+        self.view_box.sigRangeChangedManually.connect(self._stop_following)
         self._ema_before = IncrementalEma()
         self._ema_after = IncrementalEma()
 
@@ -159,6 +162,7 @@ class TrainingCurvePlot(StorePlot):
 
         self.curve_before.setData(x, smooth_before)
         self.curve_after.setData(x, smooth_after)
+        self._follow(x)
         for raw, values in ((self.raw_before, before), (self.raw_after, after)):
             raw.setVisible(smoothing)
             if smoothing:
@@ -167,6 +171,33 @@ class TrainingCurvePlot(StorePlot):
                 raw.setData([], [])
         self._draw_markers(store.markers)
         self.show_placeholder(len(x) == 0)
+
+    FOLLOW_HEADROOM = 1.3
+
+    def _follow(self, x: np.ndarray) -> None:
+        """Keep the x range ahead of the data in steps rather than every frame.
+
+        Growing the range on every redraw makes pyqtgraph re-render both axes and the grid each frame
+        (the bulk of a paint while training runs fast); extending it by ``FOLLOW_HEADROOM`` only when
+        the data reaches the edge lets the axes stay cached in between. Pan or zoom by hand stops the
+        following; pyqtgraph's auto-range button ("A") resumes it.
+        """
+        view = self.view_box
+        if view.autoRangeEnabled()[0]:
+            self._following = True
+            view.enableAutoRange(x=False)
+        if not self._following or len(x) == 0:
+            return
+        first, last = float(x[0]), float(x[-1])
+        low, high = view.viewRange()[0]
+        if last > high or first < low or (last - first) < (high - low) / (2 * self.FOLLOW_HEADROOM):
+            self._moving_range = True
+            view.setXRange(first, first + max((last - first) * self.FOLLOW_HEADROOM, 1.0), padding=0)
+            self._moving_range = False
+
+    def _stop_following(self, *_) -> None:
+        if not self._moving_range:
+            self._following = False
 
     def _draw_markers(self, markers: list[ChangeMarker]) -> None:
         while len(self.marker_lines) < len(markers):

@@ -366,3 +366,23 @@ def test_axes_carry_units_and_background_is_white(qtbot, make, filled_store, cls
     assert plot.plot_widget.backgroundBrush().color().name() == "#ffffff"
     assert {a.text() for a in plot.export_actions.values()} == {"Export PNG…", "Export SVG…", "Export CSV…"}
     assert all(a in plot.view_box.menu.actions() for a in plot.export_actions.values())
+
+
+def test_training_curve_x_range_follows_the_data_in_steps(make):
+    store = RunStore()
+    plot = make(TrainingCurvePlot, store)
+    store.extend_metrics(synthetic_metrics(100))
+    plot.refresh()
+    low, high = plot.view_box.viewRange()[0]
+    assert low <= 1 and high >= 100
+    store.extend_metrics(synthetic_metrics(5, start=101))
+    plot.refresh()
+    assert plot.view_box.viewRange()[0] == [low, high], "no range change while the data fits"
+    store.extend_metrics(synthetic_metrics(200, start=106))
+    plot.refresh()
+    assert plot.view_box.viewRange()[0][1] >= 305, "extended once the data reached the edge"
+    plot.view_box.sigRangeChangedManually.emit([True, False])
+    plot.view_box.setXRange(10, 20, padding=0)
+    store.extend_metrics(synthetic_metrics(400, start=306))
+    plot.refresh()
+    assert plot.view_box.viewRange()[0] == pytest.approx([10, 20]), "a manual zoom stops the following"
