@@ -35,7 +35,7 @@ from torch.nn.functional import mse_loss
 from reptile_engine import checkpoint
 from reptile_engine.algorithms.inner import InnerLoop, adapt_, minibatches
 from reptile_engine.algorithms.reptile import pseudo_gradient
-from reptile_engine.config import ConfigError, ExperimentConfig, field_info, live_fields
+from reptile_engine.config import ConfigError, ExperimentConfig, LandscapeConfig, field_info, live_fields
 from reptile_engine.evaluation import adaptation_curve
 from reptile_engine.events import (
     AdaptationCurve,
@@ -361,13 +361,15 @@ class Trainer:
         meta = adaptation_curve(self.model, self.theta.detach(), held_out, ev.steps, ev.lr)
         return AdaptationCurve(self.iteration, np.arange(ev.steps + 1), meta, scratch)
 
-    def landscape(self) -> LandscapeReady | CommandRejected:
-        """A 2D slice of the loss landscape through the meta-parameters (``landscape`` config section).
+    def landscape(self, settings: LandscapeConfig | None = None) -> LandscapeReady | CommandRejected:
+        """A 2D slice of the loss landscape through the meta-parameters.
 
-        Uses its own random generator, so computing slices never changes the training run. With
-        ``landscape.freeze`` the previous slice's directions are kept (re-centred at the current theta).
+        ``settings`` default to the config's ``landscape`` section (pass another, e.g. with
+        ``dataclasses.replace``, for a one-off slice). Uses its own random generator, so computing
+        slices never changes the training run. With ``freeze`` the previous slice's directions are
+        kept (re-centred at the current theta).
         """
-        lc, ev = self._config.landscape, self._config.evaluation
+        lc, ev = settings or self._config.landscape, self._config.evaluation
         held_out, _ = self._held_out()
         tasks = held_out.head(min(lc.tasks, held_out.num_tasks)) if lc.loss == "adapted" else held_out
         theta = self.theta.detach()
