@@ -309,7 +309,7 @@ class TrainingController(QObject):
                                 else "paused")
             if self.store.task_fit is None:
                 self.fit_task(seed=self._fit_seed)
-            if self.store.landscape is None and self._remote is not None:
+            if self.store.landscape is None and self._remote is not None and self.config.landscape.plane != "pca":
                 self._remote.request_landscape()
         elif isinstance(event, ConfigChanged):
             self.config = event.config
@@ -332,7 +332,8 @@ class TrainingController(QObject):
             self._paused_by_divergence = True
             self.diverged.emit(event)
         elif isinstance(event, CommandRejected):
-            self.changeRejected.emit(event.field or "", event.message)
+            if event.field and not event.field.startswith("landscape."):
+                self.changeRejected.emit(event.field, event.message)
             self.message.emit(f"Rejected: {event.message}")
         elif isinstance(event, CheckpointSaved):
             if event.path == str(self._checkpoint):

@@ -28,6 +28,7 @@ from reptile_gui import export, session
 from reptile_gui.controller import ACTIONS, TrainingController
 from reptile_gui.plots.adaptation_curve import AdaptationCurvePlot
 from reptile_gui.plots.base import StorePlot
+from reptile_gui.plots.landscape import LandscapePlot
 from reptile_gui.plots.task_view import TaskViewPlot
 from reptile_gui.plots.training_curve import TrainingCurvePlot
 from reptile_gui.store import METRIC_COLUMNS, RunStore
@@ -82,7 +83,8 @@ class MessageBanner(QFrame):
 
 
 class MainWindow(QMainWindow):
-    """Reptile Lab's window: controls on the left, the adaptation curve and task view on top."""
+    """Reptile Lab's window: controls on the left, the adaptation curve and task view on top, the
+    meta-training curve and the loss landscape below."""
 
     def __init__(self, config: ExperimentConfig | None = None):
         super().__init__()
@@ -103,6 +105,7 @@ class MainWindow(QMainWindow):
             "adaptation_curve": AdaptationCurvePlot(self.store),
             "task_view": TaskViewPlot(self.store),
             "training_curve": TrainingCurvePlot(self.store),
+            "landscape": LandscapePlot(self.store, config=config),
         }
         self._task_seed = 0
         self._build_layout()
@@ -131,11 +134,14 @@ class MainWindow(QMainWindow):
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.plots["adaptation_curve"])
         top.addWidget(self.plots["task_view"])
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.plots["training_curve"])
+        bottom.addWidget(self.plots["landscape"])
+        bottom.setSizes([600, 500])
         plots = QSplitter(Qt.Orientation.Vertical)
         plots.addWidget(top)
-        plots.addWidget(self.plots["training_curve"])
-        plots.setStretchFactor(0, 3)
-        plots.setStretchFactor(1, 2)
+        plots.addWidget(bottom)
+        plots.setSizes([450, 550])
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 6, 6, 0)
@@ -148,7 +154,7 @@ class MainWindow(QMainWindow):
         main.setStretchFactor(1, 1)
         main.setSizes([430, 1170])
         self.setCentralWidget(main)
-        self.resize(1600, 1000)
+        self.resize(1700, 1100)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -198,6 +204,9 @@ class MainWindow(QMainWindow):
         c.diverged.connect(self._on_diverged)
         c.failed.connect(lambda message, details: self.banner.show_message("error", message, details))
         c.message.connect(lambda text: self.status.showMessage(text, 8000))
+        landscape: LandscapePlot = self.plots["landscape"]
+        landscape.changesRequested.connect(self._request_changes)
+        landscape.recomputeRequested.connect(c.compute_landscape)
         task_view: TaskViewPlot = self.plots["task_view"]
         task_view.pointAdded.connect(self._add_support_point)
         task_view.pointRemoved.connect(self._remove_support_point)
@@ -221,6 +230,7 @@ class MainWindow(QMainWindow):
 
     def _on_config(self, config: ExperimentConfig) -> None:
         self.panel.set_config(config)
+        self.plots["landscape"].set_config(config)
         self.picker.set_task(config.task.name)
 
     def _on_change_applied(self, event: ConfigChanged) -> None:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QLineEdit,
     QMessageBox,
     QVBoxLayout,
     QWidget,
@@ -74,6 +75,11 @@ def name_control(widget: QWidget, object_name: str, accessible_name: str, toolti
     widget.setAccessibleName(accessible_name)
     if tooltip:
         widget.setToolTip(tooltip)
+    if isinstance(widget, QAbstractSpinBox):
+        editor = widget.findChild(QLineEdit)
+        if editor is not None:
+            editor.setObjectName(f"{object_name}_text")
+            editor.setAccessibleName(f"{accessible_name} (typed value)")
 
 
 class DecadeAxis(pg.AxisItem):

@@ -87,3 +87,47 @@ class PlotKeeper:
             plot.deleteLater()
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         self._plots.clear()
+
+
+# -- synthetic loss landscapes (for tests/gui/test_landscape_plot.py) ------------------------------
+
+def synthetic_landscape(resolution: int = 41, span: float = 1.0, *, kind: str = "random", loss: str = "mean",
+                        surface: str = "bowl", iteration: int = 1000, trajectory_points: int = 40,
+                        steps: int = 5):
+    """A ``LandscapeSlice`` with a known surface, a trajectory spiralling into the origin, two inner
+    paths and (for ``kind="task"``) the two task points at the paths' ends.
+
+    ``surface="bowl"``: ``values = 1 + a^2 + 3 b^2`` (``values[i, j]`` at ``a = alphas[j]``,
+    ``b = betas[i]``). ``surface="valley"``: a curved valley over several decades of loss, bending
+    through the origin, the kind of picture a real slice gives.
+    """
+    from reptile_engine.landscape import LandscapeSlice, grid_axes
+
+    alphas, betas = grid_axes(resolution, span)
+    a, b = np.meshgrid(alphas / span, betas / span)  # [R, R]: rows follow b, columns follow a
+    if surface == "bowl":
+        values = 1.0 + (a * span) ** 2 + 3.0 * (b * span) ** 2
+    elif surface == "valley":
+        values = 0.02 + 30.0 * (b - 0.9 * a ** 2 + 0.25 * a) ** 2 + 0.6 * (a - 0.35) ** 2
+    else:
+        raise ValueError(f"unknown surface {surface!r}")
+    t = np.linspace(0.0, 1.0, trajectory_points)
+    radius = 0.85 * span * (1.0 - t) ** 1.5
+    angle = 3.0 * np.pi * t
+    trajectory = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    targets = np.array([[0.38, 0.22], [-0.18, 0.42]]) * span
+    fractions = (1.0 - 0.6 ** np.arange(steps + 1)) / (1.0 - 0.6 ** steps)
+    bend = np.array([[0.0, 1.0], [-1.0, 0.0]]) * 0.15  # curved paths, as gradient steps are
+    paths = np.stack([np.outer(fractions, target) + np.outer(fractions * (1 - fractions), target @ bend)
+                      for target in targets])
+    task_points = targets.copy() if kind == "task" else np.zeros((0, 2))
+    explained = (0.82, 0.11) if kind == "pca" else ()
+    return LandscapeSlice(kind, loss, alphas, betas, values, float(values[resolution // 2, resolution // 2]),
+                          trajectory, paths, task_points, float(span), int(resolution), int(iteration), explained)
+
+
+def store_with_landscape(landscape=None) -> RunStore:
+    """A store holding ``landscape`` (default: ``synthetic_landscape()``)."""
+    store = RunStore()
+    store.set_landscape(landscape if landscape is not None else synthetic_landscape())
+    return store

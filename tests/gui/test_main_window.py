@@ -90,6 +90,22 @@ def test_export_all_and_unwritable_export(qtbot, window, tmp_path):
     assert window.controller.state == "paused", "a failed export leaves the run alone"
 
 
+def test_landscape_recompute_arrives_while_training(qtbot, window):
+    window.controller.start()
+    qtbot.waitUntil(lambda: len(window.store) > 5, timeout=TIMEOUT)
+    landscape = window.plots["landscape"]
+    version = window.store.landscape_version
+    landscape.recompute_button.click()
+    qtbot.waitUntil(lambda: window.store.landscape_version > version, timeout=TIMEOUT)
+    sliced_at = window.store.landscape.iteration
+    assert window.store.landscape.values.shape == (window.controller.config.landscape.resolution,) * 2
+    qtbot.waitUntil(lambda: window.store.latest("iteration") > sliced_at + 5, timeout=TIMEOUT)
+    assert window.controller.state == "running", "training goes on around the slice"
+    with qtbot.waitSignal(window.controller.changeApplied, timeout=TIMEOUT) as applied:
+        landscape.plane_combo.setCurrentText("task")
+    assert applied.args[0].changes == {"landscape.plane": ("random", "task")}
+
+
 def test_every_control_has_names(window):
     kinds = (QAbstractButton, QAbstractSlider, QComboBox, QAbstractSpinBox, QLineEdit)
     unnamed = [f"{type(w).__name__} in {type(w.parent()).__name__}" for kind in kinds for w in window.findChildren(kind)

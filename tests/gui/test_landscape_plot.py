@@ -1,0 +1,405 @@
+"""The landscape view draws a slice where it belongs, reads it out under the mouse and steers the config."""
+
+from __future__ import annotations
+
+import csv
+import math
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from gui_testlib import PlotKeeper, store_with_landscape, synthetic_landscape
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QImage
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QWidget
+
+from reptile_engine.config import ExperimentConfig
+from reptile_gui.plots import LandscapePlot
+from reptile_gui.plots.base import CONTROL_TYPES
+from reptile_gui.plots.landscape import DEBOUNCE_MS, log_values
+from reptile_gui.store import RunStore
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture
+def make(qtbot):
+    keeper = PlotKeeper(qtbot)
+    yield keeper
+    keeper.close_all()
+
+
+@pytest.fixture
+def bowl():
+    return synthetic_landscape(41, 1.0, kind="task")
+
+
+def xy(item):
+    x, y = getattr(item, "getOriginalDataset", item.getData)()
+    return (np.empty(0), np.empty(0)) if x is None else (np.asarray(x), np.asarray(y))
+
+
+def edits(plot):
+    """Every ``changesRequested`` payload, in order."""
+    received: list[dict] = []
+    plot.changesRequested.connect(received.append)
+    return received
+
+
+# -- the picture -----------------------------------------------------------------------------------
+
+def test_empty_store_shows_the_placeholder(qtbot, make):
+    plot = make(LandscapePlot, RunStore())
+    assert plot.refresh() is False
+    assert plot.placeholder.isVisible() and "Recompute now" in plot.placeholder.toPlainText()
+    assert not plot.image_item.isVisible() and not plot.color_bar.isVisible()
+    assert not plot.theta_marker.isVisible() and not any(a.isVisible() for a in plot.path_arrows)
+    header, columns = plot.csv_table()
+    assert header[:3] == ["alpha", "beta", "loss"] and all(len(c) == 0 for c in columns)
+    assert plot.hover_at(0.0, 0.0) is None
+
+
+def test_image_holds_log_values_where_the_grid_points_are(qtbot, make, bowl):
+    plot = make(LandscapePlot, store_with_landscape(bowl))
+    assert not plot.placeholder.isVisible()
+    image = plot.image_item.image
+    assert image.shape == bowl.values.shape
+    i, j = 7, 31  # off-centre, and i != j: a transposed image would fail
+    assert bowl.values[i, j] == pytest.approx(1 + bowl.alphas[j] ** 2 + 3 * bowl.betas[i] ** 2)
+    assert image[i, j] == pytest.approx(math.log10(bowl.values[i, j]), rel=1e-12)
+    np.testing.assert_allclose(image, np.log10(bowl.values), rtol=1e-12)
+    centre = plot.image_item.mapToView(QPointF(j + 0.5, i + 0.5))  # the pixel's centre, in (α, β)
+    assert (centre.x(), centre.y()) == pytest.approx((bowl.alphas[j], bowl.betas[i]), abs=1e-9)
+
+    def same_scene_point():  # the view box applies its new range lazily, before the next paint
+        scene = plot.image_item.mapToScene(QPointF(j + 0.5, i + 0.5))
+        via_view = plot.view_box.mapViewToScene(QPointF(bowl.alphas[j], bowl.betas[i]))
+        return (scene.x(), scene.y()) == pytest.approx((via_view.x(), via_view.y()), abs=1e-6)
+
+    qtbot.waitUntil(same_scene_point)
+    corner = plot.image_item.mapToView(QPointF(0, 0))
+    da = bowl.alphas[1] - bowl.alphas[0]
+    assert (corner.x(), corner.y()) == pytest.approx((-1 - da / 2, -1 - da / 2), abs=1e-9)
+    levels = (math.log10(bowl.values.min()), math.log10(bowl.values.max()))
+    assert tuple(plot.image_item.getLevels()) == pytest.approx(levels)
+    assert plot.color_bar.levels() == pytest.approx(levels)
+    assert plot.color_bar.getAxis("left").labelText == "log10 loss (MSE)"
+    # β grows upwards on screen: the row of the largest β is drawn above the row of the smallest
+    top, bottom = (plot.image_item.mapToScene(QPointF(j + 0.5, r + 0.5)).y() for r in (len(bowl.betas) - 1, 0))
+    assert top < bottom
+
+
+def test_linear_scale_shows_raw_values_and_relabels_the_bar(qtbot, make, bowl):
+    plot = make(LandscapePlot, store_with_landscape(bowl))
+    plot.log_check.setChecked(False)
+    np.testing.assert_array_equal(plot.image_item.image, bowl.values)
+    assert plot.color_bar.getAxis("left").labelText == "loss (MSE)"
+    assert plot.color_bar.levels() == pytest.approx((bowl.values.min(), bowl.values.max()))
+    plot.log_check.setChecked(True)
+    assert plot.color_bar.getAxis("left").labelText == "log10 loss (MSE)"
+    assert plot.image_item.image[0, 0] == pytest.approx(math.log10(bowl.values[0, 0]))
+
+
+def test_non_finite_and_zero_losses_are_drawable(qtbot, make):
+    values = np.array(synthetic_landscape(11).values)
+    values[0, 0], values[1, 1], values[2, 2] = 0.0, np.inf, np.nan
+    landscape = synthetic_landscape(11)
+    landscape = type(landscape)(**{**landscape.__dict__, "values": values})
+    plot = make(LandscapePlot, store_with_landscape(landscape))
+    image = plot.image_item.image
+    finite = values[np.isfinite(values) & (values > 0)]
+    assert image[0, 0] == pytest.approx(np.log10(finite.min()))  # a zero: the smallest loss's colour
+    assert image[1, 1] == pytest.approx(np.log10(finite.max()))  # diverged: the largest
+    assert np.isnan(image[2, 2])  # transparent
+    assert all(math.isfinite(v) for v in plot.color_bar.levels())
+    assert plot.hover_at(landscape.alphas[2], landscape.betas[2])[2] != plot.hover_at(0, 0)[2]
+    np.testing.assert_array_equal(np.isnan(log_values(values)), np.isnan(values))
+
+
+def test_contours_are_reused_and_lie_within_the_data(qtbot, make, bowl):
+    plot = make(LandscapePlot, store_with_landscape(bowl))
+    contours = list(plot.contours)
+    assert len(contours) == plot.CONTOUR_LEVELS >= 3
+    logs = np.log10(bowl.values)
+    levels = plot.contour_levels()
+    assert len(levels) == len(contours)
+    assert np.all((levels > logs.min()) & (levels < logs.max()))
+    np.testing.assert_allclose(np.diff(levels), np.diff(levels)[0])  # evenly spaced in log10
+    assert all(c.parentItem() is plot.image_item for c in contours)  # share the image's transform
+    assert not contours[0].boundingRect().isEmpty()
+    plot.log_check.setChecked(False)  # the same curves: levels become losses
+    np.testing.assert_allclose(plot.contour_levels(), 10 ** levels)
+    plot.store.set_landscape(synthetic_landscape(21, 2.0))
+    plot.refresh()
+    assert plot.contours == contours
+
+
+def test_trajectory_and_inner_paths_hold_the_slice_coordinates(qtbot, make, bowl):
+    plot = make(LandscapePlot, store_with_landscape(bowl))
+    np.testing.assert_array_equal(plot.trajectory_scatter.getData()[0], bowl.trajectory[:, 0])
+    np.testing.assert_array_equal(plot.trajectory_scatter.getData()[1], bowl.trajectory[:, 1])
+    parts = [np.column_stack(xy(s)) for s in plot.trajectory_segments if len(xy(s)[0])]
+    assert len(parts) == plot.TRAJECTORY_SEGMENTS
+    joined = np.concatenate([parts[0]] + [p[1:] for p in parts[1:]])  # consecutive parts share an end
+    np.testing.assert_array_equal(joined, bowl.trajectory)
+    assert tuple(joined[-1]) == pytest.approx((0.0, 0.0))
+    alphas = [s.opts["pen"].color().alphaF() for s in plot.trajectory_segments]
+    assert alphas == sorted(alphas) and alphas[0] < 0.3 and alphas[-1] == 1.0  # older: fainter
+    brushes = [p.brush().color().alphaF() for p in plot.trajectory_scatter.points()]
+    assert brushes[0] < brushes[-1]
+    assert plot.theta_marker.isVisible() and plot.theta_label.isVisible()
+    assert plot.theta_label.textItem.toPlainText() == "θ"
+    assert tuple(plot.theta_marker.getData()[0]) == (0.0,) and tuple(plot.theta_marker.getData()[1]) == (0.0,)
+
+    for k, path in enumerate(bowl.inner_paths):
+        x, y = xy(plot.path_curves[k])
+        np.testing.assert_array_equal(np.column_stack([x, y]), path)
+        arrow = plot.path_arrows[k]
+        assert arrow.isVisible()
+        assert (arrow.pos().x(), arrow.pos().y()) == pytest.approx(tuple(path[-1]))
+        # the head points along the last step, on screen (y down): (-cos, -sin) of the angle
+        direction = path[-1] - path[-2]
+        angle = math.radians(arrow.opts["angle"])
+        on_screen = np.array([direction[0], -direction[1]]) / np.hypot(*direction)
+        np.testing.assert_allclose([-math.cos(angle), -math.sin(angle)], on_screen, atol=1e-9)
+    np.testing.assert_array_equal(np.column_stack(plot.task_scatter.getData()), bowl.task_points)
+    assert [label.isVisible() for label in plot.task_labels] == [True, True]
+    assert [label.textItem.toPlainText() for label in plot.task_labels] == ["φa", "φb"]
+    assert (plot.task_labels[1].pos().x(), plot.task_labels[1].pos().y()) == pytest.approx(tuple(bowl.task_points[1]))
+
+    curves, arrows = list(plot.path_curves), list(plot.path_arrows)
+    one_path = synthetic_landscape(41, kind="random")
+    one_path = type(one_path)(**{**one_path.__dict__, "inner_paths": one_path.inner_paths[:1]})
+    plot.store.set_landscape(one_path)
+    plot.refresh()
+    assert plot.path_curves == curves and plot.path_arrows == arrows  # reused
+    assert [a.isVisible() for a in arrows] == [True, False]
+    assert [label.isVisible() for label in plot.task_labels] == [False, False]
+    assert len(plot.task_scatter.getData()[0]) == 0
+
+    tiny = type(one_path)(**{**one_path.__dict__, "inner_paths": one_path.inner_paths * 1e-3})
+    plot.store.set_landscape(tiny)  # a path far shorter than the grid (a random plane's usual view)
+    plot.refresh()
+    assert plot.path_curves[0].isVisible() and not arrows[0].isVisible()
+
+
+def test_titles_name_the_plane_loss_and_iteration(qtbot, make):
+    plot = make(LandscapePlot, store_with_landscape(synthetic_landscape(kind="pca", iteration=1234)))
+    title = plot.plot_item.titleLabel.text
+    assert "PCA plane" in title and "82.0%" in title and "11.0%" in title and "iteration 1234" in title
+    assert "mean held-out query loss" in title
+    plot.store.set_landscape(synthetic_landscape(kind="random", loss="adapted"))
+    plot.refresh()
+    assert "random plane (filter-normalized)" in plot.plot_item.titleLabel.text
+    assert "after 5 inner steps" in plot.plot_item.titleLabel.text
+    assert plot.plot_item.getAxis("bottom").labelText == "α (direction 1)"
+    assert plot.plot_item.getAxis("left").labelText == "β (direction 2)"
+
+
+def test_refresh_only_when_the_landscape_changes(qtbot, make, bowl):
+    store = store_with_landscape(bowl)
+    plot = make(LandscapePlot, store)
+    assert plot.refresh() is False
+    store.metrics_version += 1
+    store.task_version += 1
+    assert plot.refresh() is False
+    store.set_landscape(synthetic_landscape(21))
+    assert plot.refresh() is True
+    assert plot.image_item.image.shape == (21, 21)
+    store.clear()
+    assert plot.refresh() is True and plot.placeholder.isVisible()
+
+
+# -- hover -----------------------------------------------------------------------------------------
+
+def test_hover_reads_the_nearest_cell(qtbot, make, bowl):
+    plot = make(LandscapePlot, store_with_landscape(bowl))
+    da = bowl.alphas[1] - bowl.alphas[0]
+    i, j = 9, 28
+    point = plot.view_box.mapViewToScene(QPointF(bowl.alphas[j] + 0.3 * da, bowl.betas[i] - 0.4 * da))
+    plot.plot_widget.scene().sigMouseMoved.emit(point)
+    assert plot.hovered == pytest.approx((bowl.alphas[j], bowl.betas[i], bowl.values[i, j]))
+    text = plot.readout_label.text()
+    assert f"{bowl.alphas[j]:.4g}" in text and f"{bowl.values[i, j]:.4g}" in text and "MSE" in text
+    assert plot.plot_widget.toolTip() == text
+    outside = plot.view_box.mapViewToScene(QPointF(1.0 + da, 0.0))  # beyond the last column's edge
+    plot.plot_widget.scene().sigMouseMoved.emit(outside)
+    assert plot.hovered is None and "hover" in plot.readout_label.text() and plot.plot_widget.toolTip() == ""
+
+
+def test_real_mouse_moves_update_the_readout(qtbot, make, bowl):
+    plot = make(LandscapePlot, store_with_landscape(bowl))
+    viewport = plot.plot_widget.viewport()
+    jitter = iter(range(10**6))
+
+    def move_to(a, b):
+        """Move the mouse over (a, b) (recomputed each try: the view settles its range lazily)."""
+        pos = plot.plot_widget.mapFromScene(plot.view_box.mapViewToScene(QPointF(a, b)))
+        QTest.mouseMove(viewport, pos + QPoint(0, next(jitter) % 2))  # Qt drops a move to the same pixel
+        return plot.hovered
+
+    for a, b in ((0.5, -0.25), (-0.75, 0.5)):
+        qtbot.waitUntil(lambda a=a, b=b: (move_to(a, b) or (np.inf,))[:2] == pytest.approx((a, b), abs=0.03))
+    (x0, x1), _ = plot.view_box.viewRange()
+    assert x1 > 1.1  # the locked aspect ratio leaves room beside the square grid
+    qtbot.waitUntil(lambda: move_to(min(1.1 + 0.5 * (x1 - 1.1), 1.3), 0.0) is None)  # beside the grid: cleared
+    plot.hover_at(0.0, 0.0)
+    assert plot.hovered is not None
+
+    def off_the_map():  # the top left corner: the title row, off the view box
+        QTest.mouseMove(viewport, QPoint(3, 3 + next(jitter) % 2))
+        return plot.hovered is None
+
+    qtbot.waitUntil(off_the_map)
+
+
+# -- controls --------------------------------------------------------------------------------------
+
+def test_edits_are_debounced_into_one_request(qtbot, make, bowl):
+    plot = make(LandscapePlot, store_with_landscape(bowl))
+    received = edits(plot)
+    plot.plane_combo.setCurrentIndex(plot.plane_combo.findData("pca"))
+    plot.loss_combo.setCurrentIndex(plot.loss_combo.findData("adapted"))
+    plot.resolution_spin.setValue(61)
+    plot.span_spin.setValue(2.5)
+    plot.every_spin.setValue(0)
+    plot.steps_spin.setValue(10)
+    plot.freeze_check.setChecked(True)
+    plot.plane_combo.setCurrentIndex(plot.plane_combo.findData("task"))  # the last edit of a field wins
+    assert received == [] and plot.has_pending()
+    qtbot.waitUntil(lambda: len(received) == 1, timeout=DEBOUNCE_MS * 10)
+    assert received[0] == {"landscape.plane": "task", "landscape.loss": "adapted", "landscape.resolution": 61,
+                           "landscape.span": 2.5, "landscape.every": 0, "landscape.steps": 10,
+                           "landscape.freeze": True}
+    assert not plot.has_pending()
+    with qtbot.assertNotEmitted(plot.changesRequested, wait=DEBOUNCE_MS + 100):
+        pass
+    assert len(received) == 1
+
+
+def test_edit_back_to_the_config_value_sends_nothing(qtbot, make):
+    plot = make(LandscapePlot, RunStore())
+    received = edits(plot)
+    plot.span_spin.setValue(5.0)
+    plot.span_spin.setValue(1.0)  # the config's value again
+    plot.flush()
+    assert received == []
+
+
+def test_set_config_syncs_without_emitting(qtbot, make):
+    plot = make(LandscapePlot, RunStore())
+    config = ExperimentConfig().with_updates({"landscape.plane": "pca", "landscape.loss": "task",
+                                              "landscape.resolution": 21, "landscape.span": 0.5,
+                                              "landscape.every": 0, "landscape.steps": 3,
+                                              "landscape.freeze": True})
+    with qtbot.assertNotEmitted(plot.changesRequested, wait=DEBOUNCE_MS + 100):
+        plot.set_config(config)
+    assert not plot.has_pending()
+    assert plot.plane_combo.currentData() == "pca" and plot.loss_combo.currentData() == "task"
+    assert plot.resolution_spin.value() == 21 and plot.span_spin.value() == 0.5
+    assert plot.every_spin.value() == 0 and plot.every_spin.text() == "on request"
+    assert plot.steps_spin.value() == 3
+    assert plot.freeze_check.isChecked()
+    assert plot.config == config.landscape
+
+    received = edits(plot)
+    plot.span_spin.setValue(3.0)  # an edit not sent yet survives a re-sync
+    plot.set_config(config.landscape)
+    assert plot.span_spin.value() == 3.0
+    plot.flush()
+    assert received == [{"landscape.span": 3.0}]
+
+
+def test_recompute_sends_pending_edits_first(qtbot, make, bowl):
+    plot = make(LandscapePlot, store_with_landscape(bowl))
+    order: list[str] = []
+    plot.changesRequested.connect(lambda changes: order.append(f"changes {sorted(changes)}"))
+    plot.recomputeRequested.connect(lambda: order.append("recompute"))
+    plot.resolution_spin.setValue(31)
+    with qtbot.waitSignal(plot.recomputeRequested):
+        qtbot.mouseClick(plot.recompute_button, Qt.MouseButton.LeftButton)
+    assert order == ["changes ['landscape.resolution']", "recompute"]
+    with qtbot.waitSignal(plot.recomputeRequested):
+        qtbot.mouseClick(plot.recompute_button, Qt.MouseButton.LeftButton)
+    assert order[-1] == "recompute" and len(order) == 3
+
+
+def test_resolution_stays_odd_and_span_steps_on_a_ladder(qtbot, make):
+    plot = make(LandscapePlot, RunStore())
+    spin = plot.resolution_spin
+    assert (spin.minimum(), spin.maximum(), spin.singleStep()) == (11, 101, 2)
+    spin.setValue(41)
+    spin.stepBy(1)
+    assert spin.value() == 43
+    assert spin.fixup("40") == "41" and spin.fixup("101") == "101" and spin.fixup("200") == "101"
+    span = plot.span_spin
+    assert (span.minimum(), span.maximum()) == (0.01, 100.0)
+    span.setValue(1.0)
+    span.stepBy(1)
+    assert span.value() == 2.0
+    span.stepBy(2)
+    assert span.value() == 10.0
+    span.setValue(0.3)
+    span.stepBy(-1)
+    assert span.value() == 0.2
+    span.setValue(100.0)
+    span.stepBy(1)
+    assert span.value() == 100.0
+
+
+def test_every_control_is_named(qtbot, make, bowl):
+    plot = make(LandscapePlot, store_with_landscape(bowl))
+    controls = [w for w in plot.findChildren(QWidget) if isinstance(w, CONTROL_TYPES)]
+    mine = {plot.plane_combo, plot.loss_combo, plot.resolution_spin, plot.span_spin, plot.steps_spin,
+            plot.every_spin, plot.recompute_button, plot.freeze_check, plot.log_check}
+    assert mine <= set(controls)
+    for widget in [plot, plot.plot_widget, *controls]:
+        assert widget.objectName(), f"{type(widget).__name__} has no objectName"
+        assert widget.accessibleName(), f"{widget.objectName()} has no accessibleName"
+    for widget in mine:
+        assert widget.toolTip(), f"{widget.objectName()} has no tool tip"
+    names = [w.objectName() for w in controls]
+    assert len(names) == len(set(names))
+
+
+# -- exports ---------------------------------------------------------------------------------------
+
+def test_png_and_svg_exports(qtbot, make, bowl, tmp_path):
+    plot = make(LandscapePlot, store_with_landscape(bowl))
+    image = QImage(str(plot.export_png(tmp_path / "landscape.png", width=700)))
+    assert not image.isNull() and image.width() == 700
+    aspect = plot.plot_item.sceneBoundingRect().height() / plot.plot_item.sceneBoundingRect().width()
+    assert image.height() == pytest.approx(700 * aspect, abs=2)
+    root = ET.parse(plot.export_svg(tmp_path / "landscape.svg")).getroot()
+    assert root.tag == f"{SVG}svg"
+    assert any(el.tag == f"{SVG}image" for el in root.iter())  # the heat map
+    hidden = make(LandscapePlot, store_with_landscape(bowl), show=False)
+    image = QImage(str(hidden.export_png(tmp_path / "hidden.png")))
+    assert (image.width(), image.height()) == hidden.EXPORT_SIZE
+
+
+def test_csv_holds_the_grid_and_the_paths(qtbot, make, bowl, tmp_path):
+    plot = make(LandscapePlot, store_with_landscape(bowl))
+    plot.log_check.setChecked(False)
+    with open(plot.export_csv(tmp_path / "landscape.csv"), newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], rows[1:]
+    assert header == ["alpha", "beta", "loss", "traj_alpha", "traj_beta", "path0_alpha", "path0_beta",
+                      "path1_alpha", "path1_beta", "task_alpha", "task_beta"]
+    r = len(bowl.alphas)
+    assert len(body) == r * r
+
+    def column(name):
+        k = header.index(name)
+        return np.array([float(row[k]) for row in body if row[k] != ""])
+
+    grid = column("loss").reshape(r, r)
+    np.testing.assert_array_equal(grid, bowl.values)  # round-trips exactly: rows follow β
+    np.testing.assert_array_equal(column("alpha").reshape(r, r)[0], bowl.alphas)
+    np.testing.assert_array_equal(column("beta").reshape(r, r)[:, 0], bowl.betas)
+    np.testing.assert_array_equal(np.column_stack([column("traj_alpha"), column("traj_beta")]), bowl.trajectory)
+    np.testing.assert_array_equal(np.column_stack([column("path1_alpha"), column("path1_beta")]),
+                                  bowl.inner_paths[1])
+    np.testing.assert_array_equal(np.column_stack([column("task_alpha"), column("task_beta")]), bowl.task_points)
+    assert body[len(bowl.trajectory)][header.index("traj_alpha")] == ""  # shorter columns end early
