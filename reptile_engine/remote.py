@@ -60,6 +60,7 @@ def _serve(config: ExperimentConfig, resume: str | None, checkpoint_path: str | 
            iterations: int | None, commands: mp.Queue, events: mp.Queue, flush_interval: float) -> None:
     """The child process: train, relay commands in, batch events out."""
     iteration = 0
+    pending: list[Event] = []
     try:
         if resume is not None:
             trainer = Trainer.from_checkpoint(resume, config=config, checkpoint_path=checkpoint_path)
@@ -67,7 +68,6 @@ def _serve(config: ExperimentConfig, resume: str | None, checkpoint_path: str | 
             trainer = Trainer(config, checkpoint_path=checkpoint_path)
         iteration = trainer.iteration
         threading.Thread(target=_relay_commands, args=(commands, trainer), daemon=True).start()
-        pending: list[Event] = []
         last_flush = last_event = time.monotonic()
         for event in trainer.run(iterations, start_paused=start_paused):
             iteration = trainer.iteration
@@ -84,7 +84,7 @@ def _serve(config: ExperimentConfig, resume: str | None, checkpoint_path: str | 
             pending.insert(len(pending) - 1, CheckpointSaved(trainer.iteration, checkpoint_path))
         events.put(pending)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent as an event
-        events.put([Failed(iteration, f"{type(exc).__name__}: {exc}", traceback.format_exc()),
+        events.put([*pending, Failed(iteration, f"{type(exc).__name__}: {exc}", traceback.format_exc()),
                     Finished(iteration, "failed")])
 
 

@@ -168,3 +168,44 @@ def test_task_fit_arrives_and_follows_edits(qtbot, controller):
     qtbot.waitUntil(lambda: controller.store.task_version > version, timeout=SPAWN_TIMEOUT)
     assert controller.store.task_fit.support_x[-1] == pytest.approx(0.5)
     assert not np.allclose(controller.store.task_fit.predictions[2], fit.predictions[2])
+
+
+def test_divergence_pauses_and_the_next_change_resumes(qtbot, small_config):
+    ctrl = TrainingController(small_config.with_updates({"inner.lr": 10.0, "inner.steps": 100}))
+    try:
+        with qtbot.waitSignal(ctrl.stateChanged, timeout=SPAWN_TIMEOUT, check_params_cb=lambda s: s == "ready"):
+            ctrl.open()
+        with qtbot.waitSignal(ctrl.diverged, timeout=SPAWN_TIMEOUT) as diverged:
+            ctrl.start()
+        event = diverged.args[0]
+        assert event.hyperparameters["inner.lr"] == 10.0 and event.rolled_back_to == event.iteration - 1
+        wait_state(qtbot, ctrl, "paused")
+        trained = len(ctrl.store)
+        ctrl.update({"inner.lr": 0.01, "inner.steps": 5})
+        wait_state(qtbot, ctrl, "running")
+        wait_iterations(qtbot, ctrl, trained + 10)
+        assert np.all(np.isfinite(ctrl.store.column("loss_after")))
+    finally:
+        ctrl.shutdown()
+
+
+def test_engine_error_is_reported_with_traceback_and_reset_recovers(qtbot, small_config):
+    ctrl = TrainingController(small_config.with_updates({"task.name": "broken_tasks:FailingSineTasks"}))
+    try:
+        with qtbot.waitSignal(ctrl.stateChanged, timeout=SPAWN_TIMEOUT, check_params_cb=lambda s: s == "ready"):
+            ctrl.open()
+        with qtbot.waitSignal(ctrl.failed, timeout=SPAWN_TIMEOUT) as failed:
+            ctrl.start()
+        message, details = failed.args
+        assert "the task source went away" in message and "Traceback" in details
+        wait_state(qtbot, ctrl, "failed")
+        iterations = ctrl.store.column("iteration")
+        assert len(iterations) >= 10, "the history up to the failure is kept"
+        assert np.array_equal(iterations, np.arange(1, len(iterations) + 1))
+        ctrl.update({"task.name": "sine"})
+        ctrl.reset()
+        wait_state(qtbot, ctrl, "ready")
+        ctrl.start()
+        wait_iterations(qtbot, ctrl, 5)
+    finally:
+        ctrl.shutdown()
