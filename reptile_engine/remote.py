@@ -49,8 +49,16 @@ from reptile_engine.trainer import (
 
 
 def _relay_commands(commands: mp.Queue, trainer: Trainer) -> None:
+    """Forward the parent's commands; stop the trainer if the parent dies without saying so."""
+    parent = mp.parent_process()
     while True:
-        command = commands.get()
+        try:
+            command = commands.get(timeout=1.0)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                trainer._commands.put(Stop())
+                return
+            continue
         if command is None:
             return
         trainer._commands.put(command)
@@ -86,6 +94,10 @@ def _serve(config: ExperimentConfig, resume: str | None, checkpoint_path: str | 
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent as an event
         events.put([*pending, Failed(iteration, f"{type(exc).__name__}: {exc}", traceback.format_exc()),
                     Finished(iteration, "failed")])
+    finally:
+        parent = mp.parent_process()
+        if parent is not None and not parent.is_alive():
+            events.cancel_join_thread()  # nobody will read the rest: exit instead of blocking on a full pipe
 
 
 class RemoteTrainer:

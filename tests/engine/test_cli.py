@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -75,3 +77,33 @@ def test_bad_flag_and_bad_files_exit_nonzero(tmp_path):
     corrupt.write_bytes(b"\x00" * 7)
     result = cli("--resume", str(corrupt), "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "not a Reptile Lab checkpoint" in result.stderr
+
+
+ORPHAN_SCRIPT = """
+import os, sys
+from reptile_engine.presets import preset
+from reptile_engine.remote import RemoteTrainer
+
+if __name__ == "__main__":
+    remote = RemoteTrainer(preset("quick").with_updates({"meta.iterations": 10_000_000}))
+    remote.start()
+    remote.events(timeout=60.0)
+    print(remote._process.pid, flush=True)
+    os._exit(1)  # die without closing the trainer
+"""
+
+
+def test_trainer_process_exits_when_its_parent_dies(tmp_path):
+    script = tmp_path / "orphan.py"
+    script.write_text(ORPHAN_SCRIPT)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    child = int(result.stdout.strip().splitlines()[-1])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(child, 9)
+    raise AssertionError("the orphaned trainer process kept running")
