@@ -126,7 +126,7 @@ class LandscapeConfig:
     resolution: int = _field(41, "Grid points per axis.", min=11, max=101, live=True)
     span: float = _field(1.0, "Half-width of the grid in units of the directions.", min=0.01, max=100.0,
                          live=True, log=True)
-    every: int = _field(1000, "Meta-iterations between automatic slices (0: on request only).",
+    every: int = _field(2000, "Meta-iterations between automatic slices (0: on request only).",
                         min=0, max=1_000_000, live=True)
     steps: int = _field(5, "Inner steps from each grid point for the adapted loss.", min=1, max=100, live=True)
     freeze: bool = _field(False, "Keep the plane's directions across refreshes so slices are comparable.",

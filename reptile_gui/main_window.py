@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
             "landscape": LandscapePlot(self.store, config=config),
         }
         self._task_seed = 0
+        self._next_plot = 0
         self._build_layout()
         self._build_menus()
         self._connect()
@@ -218,9 +219,18 @@ class MainWindow(QMainWindow):
     # Reactions.
 
     def _refresh(self) -> None:
-        for plot in self.plots.values():
-            if plot.isVisible():
-                plot.refresh()
+        """Redraw at most one plot per tick, round-robin among those with news.
+
+        When an adaptation curve, a task fit and a landscape slice land together, drawing all of them
+        in one tick would block the event loop for the sum of their paints; spread over consecutive
+        ticks each costs one paint, and the display lags by at most a few ticks.
+        """
+        plots = [plot for plot in self.plots.values() if plot.isVisible()]
+        for offset in range(len(plots)):
+            index = (self._next_plot + offset) % len(plots)
+            if plots[index].refresh():
+                self._next_plot = index + 1
+                break
         self.status.update_from(self.store, self.controller.state, self.controller.config.device)
 
     def _on_state(self, state: str) -> None:
