@@ -91,6 +91,9 @@ class MainWindow(QMainWindow):
         config = config if config is not None else preset("default")
         self.setWindowTitle("Reptile Lab")
         self.setObjectName("mainWindow")
+        # Qt deletes the window and its plots while the application still runs; left to interpreter
+        # shutdown, pyqtgraph's items can be torn down out of order and crash the exit.
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.store = RunStore()
         self.controller = TrainingController(config, self.store, parent=self)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import shiboken6
 from PySide6.QtWidgets import QAbstractButton, QAbstractSlider, QAbstractSpinBox, QComboBox, QLineEdit
 
 from reptile_engine.presets import preset
@@ -23,13 +24,14 @@ def window(qtbot):
     config = preset("quick").with_updates({"model.hidden": 16, "meta.iterations": 1_000_000, "evaluation.tasks": 8,
                                            "evaluation.steps": 5, "evaluation.every": 20})
     win = MainWindow(config)
-    qtbot.addWidget(win)
     win.show()
     try:
         qtbot.waitUntil(lambda: win.controller.state == "ready", timeout=TIMEOUT)
         yield win
     finally:
-        win.close()
+        if shiboken6.isValid(win):
+            with qtbot.waitSignal(win.destroyed, timeout=TIMEOUT):
+                win.close()
 
 
 def test_slider_change_reaches_the_engine_once_and_is_echoed(qtbot, window):
