@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from importlib.metadata import entry_points
 
 from reptile_engine.config import ConfigError
+from reptile_engine.plugins import load_plugin, plugin_names
 from reptile_engine.rl.families._mujoco import INSTALL_HINT, mujoco_available
 from reptile_engine.rl.families.base import Task, TaskFamily, Uniform, register_env
 
@@ -42,9 +42,7 @@ def _builtin_available(name: str) -> bool:
 
 def available() -> list[str]:
     """Names a family picker can offer: built-ins whose dependencies import, then installed plugins."""
-    names = [name for name in _BUILTIN if _builtin_available(name)]
-    names += sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in _BUILTIN)
-    return names
+    return [name for name in _BUILTIN if _builtin_available(name)] + plugin_names(ENTRY_POINT_GROUP, _BUILTIN)
 
 
 def _load(target: str) -> Callable[[], TaskFamily]:
@@ -58,16 +56,7 @@ def resolve(name: str) -> Callable[[], TaskFamily]:
         if not _builtin_available(name):
             raise ConfigError(FIELD, name, f"needs the optional dependency mujoco: {INSTALL_HINT}")
         return _load(_BUILTIN[name])
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            return ep.load()
-    module_name, sep, attr = name.partition(":")
-    if sep and module_name and attr:
-        try:
-            return _load(name)
-        except (ImportError, AttributeError, TypeError, ValueError) as exc:
-            raise ConfigError(FIELD, name, f"cannot be imported ({exc})") from None
-    raise ConfigError(FIELD, name, "one of " + ", ".join(available()) + ", or module:attr")
+    return load_plugin(name, group=ENTRY_POINT_GROUP, field=FIELD, choices=available)
 
 
 def make_family(name: str) -> TaskFamily:
