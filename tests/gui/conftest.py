@@ -7,7 +7,10 @@ import weakref
 
 import pytest
 import shiboken6
+from gui_testlib import PlotKeeper, make_filled_store
 from PySide6.QtCore import QThread
+
+from reptile_gui.store import RunStore
 
 THREAD_GRACE_S = 5.0
 
@@ -51,3 +54,17 @@ def no_leaked_threads(monkeypatch):
     problems += [f"non-daemon thread still alive: {name}" for name in leaked]
     if problems:
         pytest.fail("; ".join(problems))
+
+
+@pytest.fixture
+def filled_store() -> RunStore:
+    """A store with synthetic history, adaptation curves, markers and a task fit."""
+    return make_filled_store()
+
+
+@pytest.fixture
+def make(qtbot):
+    """``make(PlotClass, store, show=True, **kwargs)``: a plot torn down with the test."""
+    keeper = PlotKeeper(qtbot)
+    yield keeper
+    keeper.close_all()

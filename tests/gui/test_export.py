@@ -8,30 +8,15 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from gui_testlib import PlotKeeper, make_filled_store, synthetic_curve
+from gui_testlib import synthetic_curve
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog
 
 from reptile_gui.export import ExportError, export_all, export_png, export_svg, write_csv
 from reptile_gui.plots import AdaptationCurvePlot, TaskViewPlot, TrainingCurvePlot, debiased_ema
-from reptile_gui.store import RunStore
 
 PLOT_CLASSES = (TrainingCurvePlot, AdaptationCurvePlot, TaskViewPlot)
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-@pytest.fixture
-def filled_store() -> RunStore:
-    return make_filled_store()
-
-
-@pytest.fixture
-def make(qtbot):
-    """``make(PlotClass, store, show=True, **kwargs)``: a plot torn down with the test."""
-    keeper = PlotKeeper(qtbot)
-    yield keeper
-    keeper.close_all()
-
 
 
 def read_csv(path):

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from gui_testlib import PlotKeeper, make_filled_store, synthetic_curve, synthetic_metrics, synthetic_task_fit
+from gui_testlib import synthetic_curve, synthetic_metrics, synthetic_task_fit
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractButton, QAbstractSlider, QComboBox, QWidget
@@ -18,20 +18,6 @@ from reptile_gui.plots.smoothing import IncrementalEma
 from reptile_gui.store import RunStore
 
 PLOT_CLASSES = (TrainingCurvePlot, AdaptationCurvePlot, TaskViewPlot)
-
-
-@pytest.fixture
-def filled_store() -> RunStore:
-    return make_filled_store()
-
-
-@pytest.fixture
-def make(qtbot):
-    """``make(PlotClass, store, show=True, **kwargs)``: a plot torn down with the test."""
-    keeper = PlotKeeper(qtbot)
-    yield keeper
-    keeper.close_all()
-
 
 
 def xy(item):
