@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 
 import numpy as np
@@ -21,15 +22,32 @@ def small_config():
         "evaluation.every": 25, "meta.meta_batch": 2})
 
 
-@pytest.fixture
-def controller(qtbot, small_config):
-    ctrl = TrainingController(small_config)
+@contextlib.contextmanager
+def opened(qtbot, config):
+    """A controller whose trainer process is up and ready; shut down on exit."""
+    ctrl = TrainingController(config)
     try:
         with qtbot.waitSignal(ctrl.stateChanged, timeout=SPAWN_TIMEOUT, check_params_cb=lambda s: s == "ready"):
             ctrl.open()
         yield ctrl
     finally:
         ctrl.shutdown()
+
+
+@pytest.fixture
+def controller(qtbot, small_config):
+    with opened(qtbot, small_config) as ctrl:
+        yield ctrl
+
+
+def paused_with_session(qtbot, ctrl, path, iterations):
+    """Train ``iterations``, pause, and save a session to ``path``."""
+    ctrl.start()
+    wait_iterations(qtbot, ctrl, iterations)
+    ctrl.pause()
+    wait_state(qtbot, ctrl, "paused")
+    with qtbot.waitSignal(ctrl.message, timeout=SPAWN_TIMEOUT):
+        ctrl.save_session(path)
 
 
 def wait_state(qtbot, ctrl, state):
@@ -97,13 +115,8 @@ def test_non_live_change_refused_while_running(qtbot, controller):
 
 
 def test_session_round_trip_resumes_exactly(qtbot, controller, small_config, tmp_path):
-    controller.start()
-    wait_iterations(qtbot, controller, 30)
-    controller.pause()
-    wait_state(qtbot, controller, "paused")
     path = tmp_path / "run.reptile"
-    with qtbot.waitSignal(controller.message, timeout=SPAWN_TIMEOUT):
-        controller.save_session(path)
+    paused_with_session(qtbot, controller, path, 30)
     history = {name: controller.store.column(name).copy() for name in ("iteration", "loss_after")}
     controller.step()
     wait_iterations(qtbot, controller, len(history["iteration"]) + 1)
@@ -124,13 +137,8 @@ def test_session_round_trip_resumes_exactly(qtbot, controller, small_config, tmp
 
 
 def test_corrupt_session_is_refused_and_nothing_is_lost(qtbot, controller, tmp_path):
-    controller.start()
-    wait_iterations(qtbot, controller, 5)
-    controller.pause()
-    wait_state(qtbot, controller, "paused")
     good = tmp_path / "good.reptile"
-    with qtbot.waitSignal(controller.message, timeout=SPAWN_TIMEOUT):
-        controller.save_session(good)
+    paused_with_session(qtbot, controller, good, 5)
     truncated = tmp_path / "truncated.reptile"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     history = controller.store.column("iteration").copy()
@@ -171,10 +179,7 @@ def test_task_fit_arrives_and_follows_edits(qtbot, controller):
 
 
 def test_divergence_pauses_and_the_next_change_resumes(qtbot, small_config):
-    ctrl = TrainingController(small_config.with_updates({"inner.lr": 10.0, "inner.steps": 100}))
-    try:
-        with qtbot.waitSignal(ctrl.stateChanged, timeout=SPAWN_TIMEOUT, check_params_cb=lambda s: s == "ready"):
-            ctrl.open()
+    with opened(qtbot, small_config.with_updates({"inner.lr": 10.0, "inner.steps": 100})) as ctrl:
         with qtbot.waitSignal(ctrl.diverged, timeout=SPAWN_TIMEOUT) as diverged:
             ctrl.start()
         event = diverged.args[0]
@@ -185,15 +190,10 @@ def test_divergence_pauses_and_the_next_change_resumes(qtbot, small_config):
         wait_state(qtbot, ctrl, "running")
         wait_iterations(qtbot, ctrl, trained + 10)
         assert np.all(np.isfinite(ctrl.store.column("loss_after")))
-    finally:
-        ctrl.shutdown()
 
 
 def test_engine_error_is_reported_with_traceback_and_reset_recovers(qtbot, small_config):
-    ctrl = TrainingController(small_config.with_updates({"task.name": "broken_tasks:FailingSineTasks"}))
-    try:
-        with qtbot.waitSignal(ctrl.stateChanged, timeout=SPAWN_TIMEOUT, check_params_cb=lambda s: s == "ready"):
-            ctrl.open()
+    with opened(qtbot, small_config.with_updates({"task.name": "broken_tasks:FailingSineTasks"})) as ctrl:
         with qtbot.waitSignal(ctrl.failed, timeout=SPAWN_TIMEOUT) as failed:
             ctrl.start()
         message, details = failed.args
@@ -207,5 +207,3 @@ def test_engine_error_is_reported_with_traceback_and_reset_recovers(qtbot, small
         wait_state(qtbot, ctrl, "ready")
         ctrl.start()
         wait_iterations(qtbot, ctrl, 5)
-    finally:
-        ctrl.shutdown()
