@@ -18,9 +18,16 @@ from typing import Any, TextIO
 
 from reptile_engine.checkpoint import CheckpointError
 from reptile_engine.config import ConfigError, ExperimentConfig, describe_range, iter_fields
-from reptile_engine.events import AdaptationCurve, CheckpointSaved, Diverged, Finished, IterationMetrics
+from reptile_engine.events import (
+    AdaptationCurve,
+    CheckpointSaved,
+    Diverged,
+    Finished,
+    IterationMetrics,
+    RLIterationMetrics,
+)
 from reptile_engine.presets import PRESETS, preset
-from reptile_engine.trainer import Trainer
+from reptile_engine.trainer import TrainerBase, open_trainer, resume_trainer
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 def _parse_bool(text: str) -> bool:
@@ -54,12 +61,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             if vars(args).get(path) is not None}
 
 
-def _make_trainer(args: argparse.Namespace, checkpoint: Path) -> Trainer:
+def _make_trainer(args: argparse.Namespace, checkpoint: Path) -> TrainerBase:
     overrides = _overrides(args)
     if args.resume is not None:
-        return Trainer.from_checkpoint(args.resume, overrides=overrides, checkpoint_path=checkpoint)
+        return resume_trainer(args.resume, overrides=overrides, checkpoint_path=checkpoint)
     base = ExperimentConfig.load(args.config) if args.config else preset(args.preset)
-    return Trainer(base.with_updates(overrides), checkpoint_path=checkpoint)
+    return open_trainer(base.with_updates(overrides), checkpoint_path=checkpoint)
 
 
 class _Progress:
@@ -74,14 +81,18 @@ class _Progress:
 
             self.bar = tqdm(total=total, initial=start, unit="it", dynamic_ncols=True, file=stream)
 
-    def update(self, m: IterationMetrics) -> None:
+    def update(self, m: IterationMetrics | RLIterationMetrics) -> None:
+        if isinstance(m, RLIterationMetrics):
+            name, before, after = "return", m.return_before, m.return_after
+        else:
+            name, before, after = "loss", m.loss_before, m.loss_after
         if self.bar is not None:
             self.bar.update(1)
-            if m.iteration % 50 == 0:
-                self.bar.set_postfix(before=f"{m.loss_before:.3f}", after=f"{m.loss_after:.3f}")
+            if m.iteration % 50 == 0 or isinstance(m, RLIterationMetrics):
+                self.bar.set_postfix(before=f"{before:.3f}", after=f"{after:.3f}")
         elif not self.quiet and (m.iteration % self.every == 0 or m.iteration == self.total):
-            print(f"iteration {m.iteration}/{self.total}  loss before {m.loss_before:.4f}  "
-                  f"after {m.loss_after:.4f}  meta lr {m.meta_lr:.4g}  {m.iterations_per_second:.0f} it/s",
+            print(f"iteration {m.iteration}/{self.total}  {name} before {before:.4f}  "
+                  f"after {after:.4f}  meta lr {m.meta_lr:.4g}  {m.iterations_per_second:.3g} it/s",
                   file=self.stream, flush=True)
 
     def close(self) -> None:
@@ -89,16 +100,22 @@ class _Progress:
             self.bar.close()
 
 
+def _curve_unit(curve: AdaptationCurve) -> str:
+    return "return" if curve.quantity == "return" else "mse"
+
+
 def _write_curve(path: Path, curve: AdaptationCurve) -> None:
+    unit = _curve_unit(curve)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["inner_step", "meta_init_mse", "scratch_mse"])
+        writer.writerow(["inner_step", f"meta_init_{unit}", f"scratch_{unit}"])
         for row in zip(curve.steps.tolist(), curve.meta_init.tolist(), curve.scratch.tolist(), strict=True):
             writer.writerow(row)
 
 
 def format_curve(curve: AdaptationCurve) -> str:
-    lines = [f"Adaptation curve after {curve.iteration} meta-iterations (held-out query MSE)",
+    what = "held-out mean return" if curve.quantity == "return" else "held-out query MSE"
+    lines = [f"Adaptation curve after {curve.iteration} meta-iterations ({what})",
              f"{'inner step':>10}  {'meta-init':>10}  {'scratch':>10}"]
     lines += [f"{s:>10d}  {m:>10.4f}  {r:>10.4f}"
               for s, m, r in zip(curve.steps.tolist(), curve.meta_init.tolist(), curve.scratch.tolist(), strict=True)]
@@ -114,7 +131,8 @@ def train(args: argparse.Namespace) -> int:
     checkpoint = out / CHECKPOINT_NAME
     trainer = _make_trainer(args, checkpoint)
     trainer.config.save(out / "config.toml")
-    metric_fields = [f.name for f in dataclasses.fields(IterationMetrics)]
+    metrics_type = RLIterationMetrics if trainer.config.kind == "rl" else IterationMetrics
+    metric_fields = [f.name for f in dataclasses.fields(metrics_type)]
     append = args.resume is not None and (out / "metrics.csv").exists()
     progress = _Progress(trainer.config.meta.iterations, trainer.iteration, args.quiet, sys.stdout)
     signal.signal(signal.SIGTERM, lambda *_: trainer.stop())
@@ -125,7 +143,7 @@ def train(args: argparse.Namespace) -> int:
             writer.writerow(metric_fields)
         try:
             for event in trainer.run():
-                if isinstance(event, IterationMetrics):
+                if isinstance(event, metrics_type):
                     writer.writerow([getattr(event, name) for name in metric_fields])
                     progress.update(event)
                 elif isinstance(event, AdaptationCurve):

@@ -44,7 +44,7 @@ def _field(default: Any, doc: str, *, min: float | None = None, max: float | Non
 class TaskConfig:
     """Which task distribution to meta-train on and how many points each task shows."""
 
-    name: str = _field("sine", "Registered task distribution (entry point or module:attr).")
+    name: str = _field("sine", "Registered task distribution or meta-RL family (entry point or module:attr).")
     support: int = _field(10, "Support (training) points per task in meta-training.", min=1, max=10_000)
     query: int = _field(10, "Query points per task for the post-adaptation metric.", min=1, max=10_000)
 
@@ -114,6 +114,10 @@ class EvalConfig:
     seed: int = _field(20_181_231, "Seed of the held-out tasks and the scratch network.", min=0, max=2**63 - 1)
 
 
+SUPERVISED_LANDSCAPE_LOSSES = ("task", "mean", "adapted")
+RL_LANDSCAPE_LOSSES = ("policy", "critic")
+
+
 @dataclass(frozen=True)
 class LandscapeConfig:
     """The 2D loss-landscape slice computed in the worker (see ``reptile_engine.landscape``)."""
@@ -122,7 +126,9 @@ class LandscapeConfig:
                         "meta-trajectory, or the plane through theta and two tasks' adapted parameters.",
                         choices=("random", "pca", "task"), live=True)
     loss: str = _field("mean", "Loss on the plane: one task's query loss, the mean over held-out tasks, or the "
-                       "loss after adapting from each grid point.", choices=("task", "mean", "adapted"), live=True)
+                       "loss after adapting from each grid point; for a meta-RL family a surrogate on a fixed batch "
+                       "of transitions, the actor's policy loss or the critic's TD loss (not the expected return).",
+                       choices=SUPERVISED_LANDSCAPE_LOSSES + RL_LANDSCAPE_LOSSES, live=True)
     resolution: int = _field(41, "Grid points per axis.", min=11, max=101, live=True)
     span: float = _field(1.0, "Half-width of the grid in units of the directions.", min=0.01, max=100.0,
                          live=True, log=True)
@@ -140,6 +146,49 @@ class LandscapeConfig:
 
 
 @dataclass(frozen=True)
+class RLConfig:
+    """Meta-RL on a gymnasium task family: the agent and its inner loop (the outer loop is ``meta``)."""
+
+    algorithm: str = _field("ppo", "Inner loop: PPO's clipped surrogate, A2C's single full-batch step, or TD3 "
+                            "(off-policy: twin critics, target networks, a replay buffer per task).",
+                            choices=("ppo", "a2c", "td3"))
+    updates: int = _field(3, "Inner updates K per task, each on freshly collected episodes.", min=0, max=100,
+                          live=True)
+    episodes: int = _field(10, "Episodes collected per task for each inner update.", min=1, max=1000, live=True)
+    lr: float = _field(0.01, "Inner learning rate (TD3: the actor's).", min=1e-6, max=1.0, live=True, log=True)
+    critic_lr: float = _field(0.003, "TD3: the critics' inner learning rate.", min=1e-6, max=1.0, live=True,
+                              log=True)
+    optimizer: str = _field("adam", "Inner optimizer of PPO and A2C, fresh for every task.", choices=("adam", "sgd"))
+    gamma: float = _field(0.99, "Discount factor.", min=0.0, max=1.0)
+    gae_lambda: float = _field(0.95, "GAE lambda: 0 is one-step TD, 1 is Monte Carlo.", min=0.0, max=1.0)
+    clip_ratio: float = _field(0.2, "PPO's probability-ratio clip range.", min=0.01, max=0.99)
+    epochs: int = _field(4, "PPO: passes over each rollout.", min=1, max=100)
+    minibatches: int = _field(4, "PPO: minibatches per pass.", min=1, max=1000)
+    value_coef: float = _field(0.5, "Weight c_v of the critic loss in the agent loss.", min=0.0, max=100.0)
+    entropy_coef: float = _field(0.0, "Weight c_e of the entropy bonus in the agent loss.", min=0.0, max=1.0,
+                                 live=True)
+    max_grad_norm: float = _field(0.5, "Clip each task's inner gradient to this norm (0: no clipping).",
+                                  min=0.0, max=1000.0)
+    hidden: int = _field(64, "Width of the actor's and the critic's hidden layers.", min=1, max=1024)
+    depth: int = _field(2, "Hidden layers of the actor and of the critic.", min=1, max=8)
+    init_log_std: float = _field(-0.5, "Initial log standard deviation of the Gaussian policy.", min=-5.0, max=2.0)
+    meta_log_std: bool = _field(False, "Let the outer step move the policy's log_std (each inner loop narrows "
+                                "its task's policy, so their mean keeps shrinking exploration).")
+    horizon: int = _field(0, "Cut episodes after this many steps (0: the family's own horizon).", min=0,
+                          max=100_000)
+    backend: str = _field("auto", "Environment stepping: the family's native batch, gymnasium's SyncVectorEnv, "
+                          "or auto.", choices=("auto", "native", "vector"))
+    gradient_steps: int = _field(50, "TD3: gradient steps per inner update.", min=1, max=10_000)
+    batch_size: int = _field(256, "TD3: transitions per task in each gradient step.", min=1, max=100_000)
+    tau: float = _field(0.005, "TD3: Polyak rate of the target networks.", min=0.0, max=1.0)
+    policy_noise: float = _field(0.2, "TD3: target policy smoothing noise (action units).", min=0.0, max=10.0)
+    noise_clip: float = _field(0.5, "TD3: clip of the target policy noise.", min=0.0, max=10.0)
+    policy_delay: int = _field(2, "TD3: critic steps per actor step.", min=1, max=100)
+    exploration_noise: float = _field(0.1, "TD3: Gaussian exploration noise while collecting.", min=0.0, max=10.0)
+    buffer_size: int = _field(100_000, "TD3: replay capacity per task.", min=1, max=10_000_000)
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A whole Reptile experiment."""
 
@@ -151,6 +200,7 @@ class ExperimentConfig:
     inner_schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     landscape: LandscapeConfig = field(default_factory=LandscapeConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
     seed: int = _field(0, "Seed of the meta-parameters, task sampling and minibatches.", min=0, max=2**63 - 1)
     device: str = _field("cpu", "Torch device.", choices=("cpu", "cuda", "auto"))
     threads: int = _field(0, "Torch intra-op threads; 0 picks one for small models.", min=0, max=256)
@@ -161,13 +211,29 @@ class ExperimentConfig:
         """Check every field; raise ``ConfigError`` naming the first bad one. Returns ``self``."""
         for path, value, f in iter_fields(self):
             _check_value(path, value, f)
+        from reptile_engine import catalog  # late: the registries import task modules
+
+        if catalog.kind_of(self.task.name) == "rl":
+            catalog.resolve(self.task.name)
+            if self.landscape.loss not in RL_LANDSCAPE_LOSSES:
+                raise ConfigError("landscape.loss", self.landscape.loss, "a meta-RL family's landscape is a "
+                                  "surrogate: one of " + ", ".join(RL_LANDSCAPE_LOSSES))
+            return self
         if self.inner.batch_size > self.task.support:
             raise ConfigError("inner.batch_size", self.inner.batch_size,
                               f"must be at most task.support = {self.task.support}")
-        from reptile_engine.tasks import registry  # late: the registry imports task modules
-
-        registry.resolve(self.task.name)
+        if self.landscape.loss not in SUPERVISED_LANDSCAPE_LOSSES:
+            raise ConfigError("landscape.loss", self.landscape.loss,
+                              "a supervised task's landscape: one of " + ", ".join(SUPERVISED_LANDSCAPE_LOSSES))
+        catalog.resolve(self.task.name)
         return self
+
+    @property
+    def kind(self) -> str:
+        """``"rl"`` for a meta-RL family, ``"supervised"`` for a task distribution."""
+        from reptile_engine import catalog
+
+        return catalog.kind_of(self.task.name)
 
     def with_updates(self, changes: Mapping[str, Any]) -> ExperimentConfig:
         """A validated copy with dotted-path fields replaced, e.g. ``{"inner.lr": 0.01}``."""
@@ -231,6 +297,16 @@ def iter_fields(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, datac
 def live_fields(config: ExperimentConfig) -> list[tuple[str, Any, dataclasses.Field]]:
     """The fields a running session may change, in declaration order."""
     return [item for item in iter_fields(config) if item[2].metadata.get("live")]
+
+
+SUPERVISED_ONLY = ("task.support", "task.query", "model.", "inner.", "evaluation.support", "evaluation.query",
+                   "evaluation.lr", "landscape.steps")
+RL_ONLY = ("rl.",)
+
+
+def applies_to(path: str, kind: str) -> bool:
+    """Whether the field at ``path`` matters for a run of ``kind`` (``"supervised"`` or ``"rl"``)."""
+    return not path.startswith(RL_ONLY if kind == "supervised" else SUPERVISED_ONLY)
 
 
 def field_info(path: str) -> dataclasses.Field:

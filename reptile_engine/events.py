@@ -34,13 +34,44 @@ class IterationMetrics:
 
 
 @dataclass(frozen=True)
+class RLIterationMetrics:
+    """One finished meta-RL iteration.
+
+    Losses and entropy are means over the meta-batch's tasks and inner gradient steps; ``agent_loss`` is
+    ``policy_loss + c_v * critic_loss - c_e * entropy`` (TD3: actor loss + critic loss). ``return_before``
+    is the mean episode return of the meta-parameters on the tasks' first episodes, ``return_after`` that
+    of the adapted parameters after the K inner updates.
+    """
+
+    iteration: int
+    policy_loss: float
+    critic_loss: float
+    agent_loss: float
+    entropy: float
+    return_before: float
+    return_after: float
+    meta_lr: float
+    inner_lr: float
+    meta_batch: int
+    inner_updates: int
+    env_steps_per_second: float
+    iterations_per_second: float
+    elapsed: float
+
+
+@dataclass(frozen=True)
 class AdaptationCurve:
-    """Mean held-out query MSE after 0..K inner steps, from the meta-parameters and from scratch."""
+    """A held-out quantity after 0..K inner steps, from the meta-parameters and from scratch.
+
+    ``quantity`` is ``"loss"`` (mean query MSE; lower is better) for supervised tasks and ``"return"``
+    (mean episode return; higher is better) for meta-RL families.
+    """
 
     iteration: int
     steps: np.ndarray
     meta_init: np.ndarray
     scratch: np.ndarray
+    quantity: str = "loss"
 
 
 @dataclass(frozen=True)
@@ -105,6 +136,27 @@ class TaskFit:
 
 
 @dataclass(frozen=True)
+class Rollouts:
+    """Episodes of one held-out meta-RL task after each of ``updates`` inner updates from the meta-parameters.
+
+    ``traces[i][e]`` is episode ``e`` after ``updates[i]`` updates as a ``[steps, 2]`` array of the family's
+    trace (``TaskFamily.trace``: e.g. the position for navigation, the angle over time for a pendulum),
+    labelled by ``labels``; ``target`` is what the trace aims for (``("point", (x, y))``, ``("level", (y,))``
+    or ``None``). ``returns`` is ``[len(updates), episodes]``.
+    """
+
+    request: int
+    iteration: int
+    family: str
+    updates: tuple[int, ...]
+    task: dict[str, Any]
+    traces: tuple[tuple[np.ndarray, ...], ...]
+    returns: np.ndarray
+    labels: tuple[str, str]
+    target: tuple[str, tuple[float, ...]] | None
+
+
+@dataclass(frozen=True)
 class LandscapeReady:
     """A 2D loss-landscape slice (``reptile_engine.landscape.LandscapeSlice``: numpy arrays only)."""
 
@@ -129,5 +181,5 @@ class Finished:
     reason: str
 
 
-Event = (IterationMetrics | AdaptationCurve | ConfigChanged | CommandRejected | StateChanged | CheckpointSaved
-         | Diverged | TaskFit | LandscapeReady | Failed | Finished)
+Event = (IterationMetrics | RLIterationMetrics | AdaptationCurve | ConfigChanged | CommandRejected | StateChanged
+         | CheckpointSaved | Diverged | TaskFit | Rollouts | LandscapeReady | Failed | Finished)

@@ -16,6 +16,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the meta step size annealed linearly from 0.1 to 0 over 30,000 iterations.
     "paper": {"meta.iterations": 30_000, "meta.meta_batch": 1, "meta.lr": 0.1, "task.support": 50,
               "inner.batch_size": 10, "inner.steps": 5, "inner.lr": 0.02},
+    # Meta-RL on MAML's 2D navigation: Reptile over a PPO actor-critic, 20 goals per meta-iteration, the
+    # paper's interpolation (SGD) on the pseudo-gradient, held-out returns after 0..3 updates every 10.
+    "meta-rl": {"task.name": "point-nav-2d", "meta.iterations": 300, "meta.meta_batch": 20, "meta.lr": 0.1,
+                "meta.optimizer": "sgd", "meta_schedule.kind": "constant", "evaluation.tasks": 40,
+                "evaluation.steps": 3, "evaluation.every": 10, "landscape.loss": "policy",
+                "landscape.resolution": 31, "landscape.every": 50, "landscape.snapshot_every": 2},
     # A few seconds, for smoke tests and first looks.
     "quick": {"meta.iterations": 300, "evaluation.tasks": 50, "evaluation.every": 50},
 }
@@ -26,3 +32,10 @@ def preset(name: str) -> ExperimentConfig:
     if name not in PRESETS:
         raise ConfigError("preset", name, "one of " + ", ".join(PRESETS))
     return ExperimentConfig().with_updates(PRESETS[name])
+
+
+def preset_for_task(name: str) -> str:
+    """The preset a task picker loads with ``name``: ``meta-rl`` for a meta-RL family, else ``default``."""
+    from reptile_engine import catalog
+
+    return "meta-rl" if catalog.kind_of(name) == "rl" else "default"

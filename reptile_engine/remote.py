@@ -1,7 +1,7 @@
 """A trainer in a child process, with the same command verbs as ``Trainer``.
 
 A training loop of many tiny tensor ops holds the GIL most of the time, so an app that runs it on a
-thread loses both GUI responsiveness and training speed. ``RemoteTrainer`` runs ``Trainer.run()`` in
+thread loses both GUI responsiveness and training speed. ``RemoteTrainer`` runs a trainer's ``run()`` in
 a spawned process, relays commands to it and hands back its events in small batches (metrics are
 gathered for ``flush_interval`` seconds; everything else goes at once). No tensor crosses: events
 are plain dataclasses of Python scalars and small numpy arrays.
@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from reptile_engine.config import ConfigError, ExperimentConfig, field_info
-from reptile_engine.events import CheckpointSaved, ConfigChanged, Event, Failed, Finished, IterationMetrics
+from reptile_engine.events import (
+    CheckpointSaved,
+    ConfigChanged,
+    Event,
+    Failed,
+    Finished,
+    IterationMetrics,
+    RLIterationMetrics,
+)
 from reptile_engine.trainer import (
     Command,
     ComputeLandscape,
@@ -43,12 +51,14 @@ from reptile_engine.trainer import (
     SaveCheckpoint,
     Step,
     Stop,
-    Trainer,
+    TrainerBase,
     Update,
+    open_trainer,
+    resume_trainer,
 )
 
 
-def _relay_commands(commands: mp.Queue, trainer: Trainer) -> None:
+def _relay_commands(commands: mp.Queue, trainer: TrainerBase) -> None:
     """Forward the parent's commands; stop the trainer if the parent dies without saying so."""
     parent = mp.parent_process()
     while True:
@@ -71,9 +81,9 @@ def _serve(config: ExperimentConfig, resume: str | None, checkpoint_path: str | 
     pending: list[Event] = []
     try:
         if resume is not None:
-            trainer = Trainer.from_checkpoint(resume, config=config, checkpoint_path=checkpoint_path)
+            trainer = resume_trainer(resume, config=config, checkpoint_path=checkpoint_path)
         else:
-            trainer = Trainer(config, checkpoint_path=checkpoint_path)
+            trainer = open_trainer(config, checkpoint_path=checkpoint_path)
         iteration = trainer.iteration
         threading.Thread(target=_relay_commands, args=(commands, trainer), daemon=True).start()
         last_flush = last_event = time.monotonic()
@@ -82,7 +92,8 @@ def _serve(config: ExperimentConfig, resume: str | None, checkpoint_path: str | 
             pending.append(event)
             now = time.monotonic()
             # Hold back only fast metrics: the trainer may block next (paused) or take long to the next event.
-            if (not isinstance(event, IterationMetrics) or trainer.paused or now - last_flush >= flush_interval
+            fast = isinstance(event, IterationMetrics | RLIterationMetrics)
+            if (not fast or trainer.paused or now - last_flush >= flush_interval
                     or now - last_event >= flush_interval):
                 events.put(pending)
                 pending, last_flush = [], now

@@ -16,6 +16,7 @@ change as a ``ConfigChanged`` event. Nothing outside the trainer mutates its con
 
 from __future__ import annotations
 
+import abc
 import ctypes
 import math
 import os
@@ -171,22 +172,15 @@ def configure_threads(threads: int, parameters: int, device: torch.device) -> No
         torch.set_num_threads(1)
 
 
-class Trainer:
-    """Reptile meta-training of one model on one task distribution."""
+class TrainerBase(abc.ABC):
+    """The command queue, the run loop and checkpoint plumbing that every trainer shares.
 
-    def __init__(self, config: ExperimentConfig | None = None, *, tasks: TaskDistribution | None = None,
-                 checkpoint_path: str | Path | None = None):
-        config = (config or ExperimentConfig()).validate()
+    A subclass provides the learning: ``step()`` (one iteration, or ``Diverged`` after a rollback),
+    ``evaluate()``, ``landscape()``, ``fit_task()``, ``save_checkpoint()`` and ``load_state()``.
+    """
+
+    def __init__(self, config: ExperimentConfig, checkpoint_path: str | Path | None = None):
         self._config = config
-        self.tasks = tasks if tasks is not None else registry.make(config.task.name)
-        self.device = resolve_device(config.device)
-        sizes = [self.tasks.input_dim] + [config.model.hidden] * config.model.depth + [self.tasks.output_dim]
-        self.model: BatchedModel = build_model(sizes, config.model.activation, config.inner.backend)
-        configure_threads(config.threads, self.model.layout.size, self.device)
-        tune_allocator()
-        self.generator = torch.Generator().manual_seed(config.seed)
-        self.theta = torch.nn.Parameter(self.model.init(self.generator).to(self.device))
-        self.optimizer = self._make_optimizer()
         self.iteration = 0
         self.elapsed = 0.0
         self.iterations_per_second = 0.0
@@ -195,14 +189,13 @@ class Trainer:
         self._paused = False
         self._stop_requested = False
         self._step_requested = False
-        self._good_theta = self.theta.detach().clone()
-        self._eval_cache: dict[tuple, tuple[TaskBatch, np.ndarray]] = {}
-        self._phi: torch.Tensor | None = None
-        self._optimizer_backup: list[torch.Tensor] | None = None
-        self._snapshots: deque[torch.Tensor] = deque(maxlen=config.landscape.snapshots)
-        self._plane: Plane | None = None
-        self._landscape_generator = torch.Generator().manual_seed(config.seed + 1)
-        self._phi_prepared: Any = None
+
+    def _record_duration(self, duration: float) -> None:
+        """Count one finished iteration's time into ``elapsed`` and the smoothed iteration rate."""
+        self.elapsed += duration
+        rate = 1.0 / max(duration, 1e-9)
+        self.iterations_per_second = rate if self.iterations_per_second == 0 else \
+            0.95 * self.iterations_per_second + 0.05 * rate
 
     @property
     def config(self) -> ExperimentConfig:
@@ -211,11 +204,6 @@ class Trainer:
     @property
     def paused(self) -> bool:
         return self._paused
-
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        if self._config.meta.optimizer == "adam":
-            return torch.optim.Adam([self.theta], lr=self._config.meta.lr, fused=True)
-        return torch.optim.SGD([self.theta], lr=self._config.meta.lr, foreach=False)
 
     # Commands: safe to call from any thread.
 
@@ -254,6 +242,176 @@ class Trainer:
 
     def request_landscape(self) -> None:
         self._commands.put(ComputeLandscape())
+
+    def run(self, iterations: int | None = None, *, start_paused: bool = False) -> Iterator[Event]:
+        """Train until ``iterations`` meta-iterations in total (default ``meta.iterations``) or a stop.
+
+        Yields an adaptation curve first and every ``evaluation.every`` iterations, metrics after
+        every iteration, and the answers to commands. While paused (from the start with
+        ``start_paused``) it blocks on the command queue.
+        """
+        self._stop_requested = False
+        if start_paused:
+            self._paused = True
+        yield StateChanged(self.iteration, "paused" if self._paused else "running")
+        yield self.evaluate()
+        while True:
+            yield from self._apply(self._commands.drain(block=self._paused and not self._stop_requested))
+            limit = iterations if iterations is not None else self._config.meta.iterations
+            if self._stop_requested or self.iteration >= limit:
+                break
+            if self._paused and not self._step_requested:
+                continue
+            self._step_requested = False
+            yield from self._train_once()
+        if self.iteration % self._config.evaluation.every != 0:
+            yield self.evaluate()
+        yield Finished(self.iteration, "stopped" if self._stop_requested else "completed")
+
+    def _train_once(self) -> Iterator[Event]:
+        event = self.step()
+        yield event
+        if isinstance(event, Diverged):
+            self._paused = True
+            yield StateChanged(self.iteration, "paused", "diverged")
+            return
+        cfg = self._config
+        if self.iteration % cfg.evaluation.every == 0:
+            yield self.evaluate()
+        if cfg.landscape.every and self.iteration % cfg.landscape.every == 0:
+            yield self.landscape()
+        if cfg.checkpoint_every and self.checkpoint_path and self.iteration % cfg.checkpoint_every == 0:
+            yield from self._save(self.checkpoint_path)
+
+    def _apply(self, commands: list[Command]) -> Iterator[Event]:
+        pending: dict[str, Any] = {}
+        for command in commands:
+            if isinstance(command, Update):
+                pending.update(command.changes)
+                continue
+            if pending:
+                yield from self._apply_update(pending)
+                pending = {}
+            if isinstance(command, Pause) and not self._paused:
+                self._paused = True
+                yield StateChanged(self.iteration, "paused")
+            elif isinstance(command, Resume) and self._paused:
+                self._paused = False
+                yield StateChanged(self.iteration, "running")
+            elif isinstance(command, Step):
+                self._step_requested = True
+            elif isinstance(command, Stop):
+                self._stop_requested = True
+            elif isinstance(command, SaveCheckpoint):
+                yield from self._save(Path(command.path))
+            elif isinstance(command, Evaluate):
+                yield self.evaluate()
+            elif isinstance(command, FitTask):
+                yield self.fit_task(command)
+            elif isinstance(command, ComputeLandscape):
+                yield self.landscape()
+        if pending:
+            yield from self._apply_update(pending)
+
+    def _apply_update(self, changes: dict[str, Any]) -> Iterator[Event]:
+        try:
+            new = self._config.with_updates(changes)
+        except ConfigError as exc:
+            yield CommandRejected(self.iteration, str(exc), exc.field)
+            return
+        old_values = {path: value for path, value, _ in live_fields(self._config)}
+        new_values = {path: value for path, value, _ in live_fields(new)}
+        diff = {path: (old_values[path], new_values[path]) for path in changes
+                if old_values.get(path) != new_values.get(path)}
+        self._config = new
+        if diff:
+            yield ConfigChanged(self.iteration + 1, diff, new)
+
+    def _save(self, path: Path) -> Iterator[Event]:
+        try:
+            self.save_checkpoint(path)
+        except checkpoint.CheckpointError as exc:
+            yield CommandRejected(self.iteration, str(exc), "checkpoint")
+            return
+        yield CheckpointSaved(self.iteration, str(path))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, overrides: Mapping[str, Any] | None = None,
+                        config: ExperimentConfig | None = None, checkpoint_path: str | Path | None = None,
+                        **options: Any) -> TrainerBase:
+        """A trainer that continues exactly where the checkpoint at ``path`` left off.
+
+        ``config`` replaces the stored config and ``overrides`` change fields of it (for example
+        ``meta.iterations`` to train longer); a change of the model's shape is refused when the
+        weights are loaded. ``options`` go to the constructor (``tasks=`` for ``Trainer``).
+        """
+        tensors, meta = checkpoint.load(path)
+        if config is None:
+            try:
+                config = ExperimentConfig.from_dict(meta["config"])
+            except (ConfigError, KeyError, TypeError) as exc:
+                raise checkpoint.CheckpointError(f"{path}: the stored config is invalid ({exc})") from None
+        config = config.with_updates(overrides or {})
+        trainer = cls(config, checkpoint_path=checkpoint_path, **options)
+        trainer.load_state(tensors, meta, source=str(path))
+        return trainer
+
+    # What a subclass provides.
+
+    @abc.abstractmethod
+    def step(self) -> Event:
+        """One iteration: its metrics, or ``Diverged`` after rolling back to the last good state."""
+
+    @abc.abstractmethod
+    def evaluate(self) -> AdaptationCurve:
+        """The held-out adaptation curve of the meta-parameters and of a fresh initialization."""
+
+    @abc.abstractmethod
+    def landscape(self, settings: LandscapeConfig | None = None) -> LandscapeReady | CommandRejected:
+        """A 2D slice through the meta-parameters, with ``settings`` or the config's ``landscape`` section."""
+
+    @abc.abstractmethod
+    def fit_task(self, request: FitTask) -> Event:
+        """Adapt one held-out task from the meta-parameters and show the result."""
+
+    @abc.abstractmethod
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write everything needed to continue bit for bit, atomically, to ``path``."""
+
+    @abc.abstractmethod
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str = "state") -> None:
+        """Restore what ``save_checkpoint`` wrote; ``CheckpointError`` naming ``source`` if it does not fit."""
+
+
+class Trainer(TrainerBase):
+    """Reptile meta-training of one model on one task distribution."""
+
+    def __init__(self, config: ExperimentConfig | None = None, *, tasks: TaskDistribution | None = None,
+                 checkpoint_path: str | Path | None = None):
+        config = (config or ExperimentConfig()).validate()
+        super().__init__(config, checkpoint_path)
+        self.tasks = tasks if tasks is not None else registry.make(config.task.name)
+        self.device = resolve_device(config.device)
+        sizes = [self.tasks.input_dim] + [config.model.hidden] * config.model.depth + [self.tasks.output_dim]
+        self.model: BatchedModel = build_model(sizes, config.model.activation, config.inner.backend)
+        configure_threads(config.threads, self.model.layout.size, self.device)
+        tune_allocator()
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.theta = torch.nn.Parameter(self.model.init(self.generator).to(self.device))
+        self.optimizer = self._make_optimizer()
+        self._good_theta = self.theta.detach().clone()
+        self._eval_cache: dict[tuple, tuple[TaskBatch, np.ndarray]] = {}
+        self._phi: torch.Tensor | None = None
+        self._optimizer_backup: list[torch.Tensor] | None = None
+        self._snapshots: deque[torch.Tensor] = deque(maxlen=config.landscape.snapshots)
+        self._plane: Plane | None = None
+        self._landscape_generator = torch.Generator().manual_seed(config.seed + 1)
+        self._phi_prepared: Any = None
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        if self._config.meta.optimizer == "adam":
+            return torch.optim.Adam([self.theta], lr=self._config.meta.lr, fused=True)
+        return torch.optim.SGD([self.theta], lr=self._config.meta.lr, foreach=False)
 
     # Training.
 
@@ -301,11 +459,7 @@ class Trainer:
         self.iteration += 1
         if self.iteration % cfg.landscape.snapshot_every == 0:
             self._snapshots.append(theta.cpu().clone())
-        duration = time.perf_counter() - started
-        self.elapsed += duration
-        rate = 1.0 / max(duration, 1e-9)
-        self.iterations_per_second = rate if self.iterations_per_second == 0 else \
-            0.95 * self.iterations_per_second + 0.05 * rate
+        self._record_duration(time.perf_counter() - started)
         return IterationMetrics(self.iteration, loss_before, loss_after, meta_lr, inner_lr, cfg.meta.meta_batch,
                                 cfg.inner.steps, self.iterations_per_second, self.elapsed)
 
@@ -417,98 +571,6 @@ class Trainer:
                        support_x.reshape(-1).numpy(), support_y.reshape(-1).numpy(),
                        {k: float(v[0]) for k, v in sampled.params.items()})
 
-    def run(self, iterations: int | None = None, *, start_paused: bool = False) -> Iterator[Event]:
-        """Train until ``iterations`` meta-iterations in total (default ``meta.iterations``) or a stop.
-
-        Yields an adaptation curve first and every ``evaluation.every`` iterations, metrics after
-        every iteration, and the answers to commands. While paused (from the start with
-        ``start_paused``) it blocks on the command queue.
-        """
-        self._stop_requested = False
-        if start_paused:
-            self._paused = True
-        yield StateChanged(self.iteration, "paused" if self._paused else "running")
-        yield self.evaluate()
-        while True:
-            yield from self._apply(self._commands.drain(block=self._paused and not self._stop_requested))
-            limit = iterations if iterations is not None else self._config.meta.iterations
-            if self._stop_requested or self.iteration >= limit:
-                break
-            if self._paused and not self._step_requested:
-                continue
-            self._step_requested = False
-            yield from self._train_once()
-        if self.iteration % self._config.evaluation.every != 0:
-            yield self.evaluate()
-        yield Finished(self.iteration, "stopped" if self._stop_requested else "completed")
-
-    def _train_once(self) -> Iterator[Event]:
-        event = self.step()
-        yield event
-        if isinstance(event, Diverged):
-            self._paused = True
-            yield StateChanged(self.iteration, "paused", "diverged")
-            return
-        cfg = self._config
-        if self.iteration % cfg.evaluation.every == 0:
-            yield self.evaluate()
-        if cfg.landscape.every and self.iteration % cfg.landscape.every == 0:
-            yield self.landscape()
-        if cfg.checkpoint_every and self.checkpoint_path and self.iteration % cfg.checkpoint_every == 0:
-            yield from self._save(self.checkpoint_path)
-
-    def _apply(self, commands: list[Command]) -> Iterator[Event]:
-        pending: dict[str, Any] = {}
-        for command in commands:
-            if isinstance(command, Update):
-                pending.update(command.changes)
-                continue
-            if pending:
-                yield from self._apply_update(pending)
-                pending = {}
-            if isinstance(command, Pause) and not self._paused:
-                self._paused = True
-                yield StateChanged(self.iteration, "paused")
-            elif isinstance(command, Resume) and self._paused:
-                self._paused = False
-                yield StateChanged(self.iteration, "running")
-            elif isinstance(command, Step):
-                self._step_requested = True
-            elif isinstance(command, Stop):
-                self._stop_requested = True
-            elif isinstance(command, SaveCheckpoint):
-                yield from self._save(Path(command.path))
-            elif isinstance(command, Evaluate):
-                yield self.evaluate()
-            elif isinstance(command, FitTask):
-                yield self.fit_task(command)
-            elif isinstance(command, ComputeLandscape):
-                yield self.landscape()
-        if pending:
-            yield from self._apply_update(pending)
-
-    def _apply_update(self, changes: dict[str, Any]) -> Iterator[Event]:
-        try:
-            new = self._config.with_updates(changes)
-        except ConfigError as exc:
-            yield CommandRejected(self.iteration, str(exc), exc.field)
-            return
-        old_values = {path: value for path, value, _ in live_fields(self._config)}
-        new_values = {path: value for path, value, _ in live_fields(new)}
-        diff = {path: (old_values[path], new_values[path]) for path in changes
-                if old_values.get(path) != new_values.get(path)}
-        self._config = new
-        if diff:
-            yield ConfigChanged(self.iteration + 1, diff, new)
-
-    def _save(self, path: Path) -> Iterator[Event]:
-        try:
-            self.save_checkpoint(path)
-        except checkpoint.CheckpointError as exc:
-            yield CommandRejected(self.iteration, str(exc), "checkpoint")
-            return
-        yield CheckpointSaved(self.iteration, str(path))
-
     # Checkpoints.
 
     def save_checkpoint(self, path: str | Path) -> Path:
@@ -519,27 +581,6 @@ class Trainer:
         meta = {"config": self._config.to_dict(), "iteration": self.iteration, "elapsed": self.elapsed,
                 "optimizer": optimizer_meta}
         return checkpoint.save(path, tensors, meta)
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, *, overrides: Mapping[str, Any] | None = None,
-                        config: ExperimentConfig | None = None, tasks: TaskDistribution | None = None,
-                        checkpoint_path: str | Path | None = None) -> Trainer:
-        """A trainer that continues exactly where the checkpoint at ``path`` left off.
-
-        ``config`` replaces the stored config and ``overrides`` change fields of it (for example
-        ``meta.iterations`` to train longer); a change of the model's shape is refused when the
-        weights are loaded.
-        """
-        tensors, meta = checkpoint.load(path)
-        if config is None:
-            try:
-                config = ExperimentConfig.from_dict(meta["config"])
-            except (ConfigError, KeyError, TypeError) as exc:
-                raise checkpoint.CheckpointError(f"{path}: the stored config is invalid ({exc})") from None
-        config = config.with_updates(overrides or {})
-        trainer = cls(config, tasks=tasks, checkpoint_path=checkpoint_path)
-        trainer.load_state(tensors, meta, source=str(path))
-        return trainer
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str = "state") -> None:
         theta = tensors.get("theta")
@@ -562,3 +603,30 @@ class Trainer:
         with torch.no_grad():
             self.theta.copy_(theta.to(self.device))
             self._good_theta.copy_(self.theta)
+
+
+def open_trainer(config: ExperimentConfig, *, checkpoint_path: str | Path | None = None) -> TrainerBase:
+    """The trainer ``config``'s task needs: ``Trainer`` for a task distribution, ``RLTrainer`` for a family."""
+    return _trainer_class(config)(config, checkpoint_path=checkpoint_path)
+
+
+def resume_trainer(path: str | Path, *, overrides: Mapping[str, Any] | None = None,
+                   config: ExperimentConfig | None = None,
+                   checkpoint_path: str | Path | None = None) -> TrainerBase:
+    """``open_trainer`` for a checkpoint: the stored (or given) config picks the trainer, which continues there."""
+    if config is None:
+        _, meta = checkpoint.load(path)
+        try:
+            config = ExperimentConfig.from_dict(meta["config"])
+        except (ConfigError, KeyError, TypeError) as exc:
+            raise checkpoint.CheckpointError(f"{path}: the stored config is invalid ({exc})") from None
+    return _trainer_class(config).from_checkpoint(path, overrides=overrides, config=config,
+                                                  checkpoint_path=checkpoint_path)
+
+
+def _trainer_class(config: ExperimentConfig) -> type[TrainerBase]:
+    if config.kind == "rl":
+        from reptile_engine.rl.trainer import RLTrainer  # late: the RL stack loads gymnasium
+
+        return RLTrainer
+    return Trainer

@@ -4,11 +4,13 @@
   ``S`` steps. Filled one time step at a time (``add``), then ``compute_gae`` turns rewards and values into
   advantages and returns, and ``batches`` hands out ``RolloutSamples`` shaped ``[T, N, ...]`` so that one
   update adapts every task of the meta-batch at once. The buffer is discarded after the update.
-* ``ReplayBuffer``: an off-policy circular buffer per task, sampled uniformly from its filled slots.
+* ``ReplayBuffer``: an off-policy circular buffer per task, sampled uniformly from its filled slots. Tasks
+  can hold different numbers of transitions (``extend`` keeps only each task's real steps of a rollout).
 
 Termination and truncation are kept apart, as gymnasium does: a *terminated* step has no future, a
 *truncated* one (a time limit, or the end of the buffer) is bootstrapped with the value of the true next
-observation, which the caller passes as ``next_values_for_truncation``.
+observation, which the caller passes as ``next_values_for_truncation``. The rollout buffer can also keep
+that true next observation of every step (``next_obs``), so that its transitions can go into a replay buffer.
 
 >>> buffer = RolloutBuffer(tasks=1, steps=2, obs_dim=1, act_dim=1)
 >>> for step in range(2):
@@ -72,7 +74,8 @@ def _as_tensor(value: ArrayLike, shape: tuple[int, ...], dtype: torch.dtype, dev
     return tensor
 
 
-_FIELDS = ("obs", "actions", "rewards", "terminated", "truncated", "values", "log_probs", "next_values", "valid")
+_FIELDS = ("obs", "actions", "rewards", "terminated", "truncated", "values", "log_probs", "next_values", "valid",
+           "next_obs")
 _BOOL_FIELDS = frozenset({"terminated", "truncated", "valid"})
 
 
@@ -84,7 +87,7 @@ class RolloutBuffer:
     running; steps a slot takes after its episode ended are padding and never reach a loss.
 
     Steps are kept as a list of small tensors and written into the ``[T, E, S, ...]`` storage in one go when it
-    is first read (``obs``, ``compute_gae``, ...): per-step indexing into nine tensors would cost more than the
+    is first read (``obs``, ``compute_gae``, ...): per-step indexing into ten tensors would cost more than the
     batched policy forward. Numpy inputs are copied; tensors are kept by reference until then, so do not
     modify them in place after ``add``.
     """
@@ -98,7 +101,7 @@ class RolloutBuffer:
         self.device = torch.device(device)
         lead = (tasks, envs)
         self._shapes = {name: lead for name in _FIELDS}
-        self._shapes.update(obs=(*lead, obs_dim), actions=(*lead, act_dim))
+        self._shapes.update(obs=(*lead, obs_dim), actions=(*lead, act_dim), next_obs=(*lead, obs_dim))
         self._dtypes = {name: torch.bool if name in _BOOL_FIELDS else torch.float32 for name in _FIELDS}
         self._storage = {name: torch.zeros(*self._shapes[name][:2], steps, *self._shapes[name][2:],
                                            dtype=self._dtypes[name], device=self.device) for name in _FIELDS}
@@ -106,6 +109,7 @@ class RolloutBuffer:
         self._flushed = 0
         self._no_bootstrap = torch.zeros(lead, device=self.device)
         self._all_valid = torch.ones(lead, dtype=torch.bool, device=self.device)
+        self._no_next_obs = torch.zeros(*lead, obs_dim, device=self.device)
         self.advantages: torch.Tensor | None = None
         self.returns: torch.Tensor | None = None
         self.pos = 0
@@ -116,17 +120,20 @@ class RolloutBuffer:
 
     def add(self, obs: ArrayLike, actions: ArrayLike, rewards: ArrayLike, terminated: ArrayLike,
             truncated: ArrayLike, values: ArrayLike, log_probs: ArrayLike,
-            next_values_for_truncation: ArrayLike | None = None, valid: ArrayLike | None = None) -> None:
+            next_values_for_truncation: ArrayLike | None = None, valid: ArrayLike | None = None,
+            next_obs: ArrayLike | None = None) -> None:
         """Store one time step.
 
         ``next_values_for_truncation``: ``V(s')`` of the true next observation, read where the episode was
         truncated (or where the buffer ends mid-episode); elsewhere it is ignored and may be anything.
+        ``next_obs``: the true next observation (the last one of an episode that ended, not a reset one), for
+        off-policy learners; zeros if not given.
         """
         if self.full:
             raise RuntimeError(f"the buffer holds {self.steps} steps; it is full")
         given = (obs, actions, rewards, terminated, truncated, values, log_probs,
                  self._no_bootstrap if next_values_for_truncation is None else next_values_for_truncation,
-                 self._all_valid if valid is None else valid)
+                 self._all_valid if valid is None else valid, self._no_next_obs if next_obs is None else next_obs)
         self._pending.append(tuple(_as_tensor(value, self._shapes[name], self._dtypes[name], self.device)
                                    for name, value in zip(_FIELDS, given, strict=True)))
         self.pos += 1
@@ -150,6 +157,7 @@ class RolloutBuffer:
     log_probs = property(lambda self: self._field("log_probs"), doc="``[T, E, S]``")
     next_values = property(lambda self: self._field("next_values"), doc="The bootstrap values ``[T, E, S]``.")
     valid = property(lambda self: self._field("valid"), doc="``[T, E, S]`` (bool): real steps, not padding.")
+    next_obs = property(lambda self: self._field("next_obs"), doc="True next observations ``[T, E, S, obs_dim]``.")
 
     def compute_gae(self, gamma: float = 0.99, lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
         """Generalized advantage estimation (Schulman et al. 2016) over the stored steps.
@@ -220,7 +228,11 @@ class RolloutBuffer:
 
 
 class ReplayBuffer:
-    """A circular buffer of ``capacity`` transitions per task; all tasks are filled in lockstep.
+    """A circular buffer of ``capacity`` transitions per task, each task sampled from its own filled slots.
+
+    ``add`` writes one transition for every task (lockstep); ``extend`` writes each task's real steps of a
+    rollout, so tasks whose episodes ended sooner hold fewer transitions: ``sizes`` and ``positions`` count per
+    task (``size`` and ``pos`` while all tasks agree).
 
     >>> replay = ReplayBuffer(capacity=3, obs_dim=1, act_dim=1, tasks=2)
     >>> for i in range(4):
@@ -230,6 +242,10 @@ class ReplayBuffer:
     (3, [1.0, 2.0, 3.0])
     >>> replay.sample(torch.Generator().manual_seed(0), batch=5).obs.shape
     torch.Size([2, 5, 1])
+    >>> replay.extend(torch.ones(2, 2, 1), torch.zeros(2, 2, 1), torch.zeros(2, 2), torch.zeros(2, 2, 1),
+    ...               torch.zeros(2, 2, dtype=torch.bool), valid=torch.tensor([[True, True], [True, False]]))
+    >>> replay.positions.tolist(), replay.sizes.tolist()
+    ([0, 2], [3, 3])
     """
 
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, tasks: int, *, device: torch.device | str = "cpu"):
@@ -243,30 +259,71 @@ class ReplayBuffer:
         self.rewards = torch.zeros(tasks, capacity, device=self.device)
         self.next_obs = torch.zeros(tasks, capacity, obs_dim, device=self.device)
         self.terminated = torch.zeros(tasks, capacity, dtype=torch.bool, device=self.device)
-        self.pos = 0
-        self.size = 0
+        self.positions = torch.zeros(tasks, dtype=torch.long, device=self.device)  # each task's next slot
+        self.sizes = torch.zeros(tasks, dtype=torch.long, device=self.device)  # each task's filled slots
+
+    @staticmethod
+    def _common(counts: torch.Tensor, name: str) -> int:
+        first = int(counts[0])
+        if not bool((counts == first).all()):
+            raise RuntimeError(f"the tasks' {name} differ ({counts.tolist()}): read .{name}")
+        return first
+
+    @property
+    def pos(self) -> int:
+        """The next slot to write, shared by all tasks (as after ``add``)."""
+        return self._common(self.positions, "positions")
+
+    @property
+    def size(self) -> int:
+        """Filled slots, shared by all tasks (as after ``add``)."""
+        return self._common(self.sizes, "sizes")
 
     def add(self, obs: ArrayLike, actions: ArrayLike, rewards: ArrayLike, next_obs: ArrayLike,
             terminated: ArrayLike) -> None:
-        """One transition per task (``[T, ...]``), written over the oldest one once the buffer is full.
+        """One transition per task (``[T, ...]``), written over the task's oldest one once its buffer is full.
 
         Store only ``terminated`` here, not truncation: a time-limit cut is not the end of the task, so the
         target still bootstraps from ``next_obs`` (which must be the true next observation, not a reset one).
         """
-        t, dev, i = self.tasks, self.device, self.pos
-        self.obs[:, i] = _as_tensor(obs, (t, self.obs_dim), torch.float32, dev)
-        self.actions[:, i] = _as_tensor(actions, (t, self.act_dim), torch.float32, dev)
-        self.rewards[:, i] = _as_tensor(rewards, (t,), torch.float32, dev)
-        self.next_obs[:, i] = _as_tensor(next_obs, (t, self.obs_dim), torch.float32, dev)
-        self.terminated[:, i] = _as_tensor(terminated, (t,), torch.bool, dev)
-        self.pos = (self.pos + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        t, dev = self.tasks, self.device
+        self.extend(_as_tensor(obs, (t, 1, self.obs_dim), torch.float32, dev),
+                    _as_tensor(actions, (t, 1, self.act_dim), torch.float32, dev),
+                    _as_tensor(rewards, (t, 1), torch.float32, dev),
+                    _as_tensor(next_obs, (t, 1, self.obs_dim), torch.float32, dev),
+                    _as_tensor(terminated, (t, 1), torch.bool, dev))
+
+    def extend(self, obs: ArrayLike, actions: ArrayLike, rewards: ArrayLike, next_obs: ArrayLike,
+               terminated: ArrayLike, valid: ArrayLike | None = None) -> None:
+        """``N`` transitions per task (``[T, N, ...]``), in order; where ``valid`` ``[T, N]`` is given, only its set
+        entries (a rollout's real steps, not its padding). Same result as ``add``-ing them one by one per task.
+        """
+        t, n, dev = self.tasks, int(np.shape(rewards)[1]), self.device
+        valid = torch.ones(t, n, dtype=torch.bool, device=dev) if valid is None else \
+            _as_tensor(valid, (t, n), torch.bool, dev)
+        rank = valid.long().cumsum(-1) - 1  # each valid transition's place among its task's new ones
+        count = rank[:, -1] + 1
+        # Beyond capacity only a task's last `capacity` transitions survive: write just those (no slot twice).
+        keep = valid & (rank >= (count - self.capacity).unsqueeze(1))
+        rows, cols = keep.nonzero(as_tuple=True)
+        slots = (self.positions[rows] + rank[rows, cols]) % self.capacity
+        self.obs[rows, slots] = _as_tensor(obs, (t, n, self.obs_dim), torch.float32, dev)[rows, cols]
+        self.actions[rows, slots] = _as_tensor(actions, (t, n, self.act_dim), torch.float32, dev)[rows, cols]
+        self.rewards[rows, slots] = _as_tensor(rewards, (t, n), torch.float32, dev)[rows, cols]
+        self.next_obs[rows, slots] = _as_tensor(next_obs, (t, n, self.obs_dim), torch.float32, dev)[rows, cols]
+        self.terminated[rows, slots] = _as_tensor(terminated, (t, n), torch.bool, dev)[rows, cols]
+        self.positions = (self.positions + count) % self.capacity
+        self.sizes = torch.clamp(self.sizes + count, max=self.capacity)
 
     def sample(self, generator: torch.Generator, batch: int) -> ReplaySamples:
-        """``batch`` transitions per task, drawn uniformly with replacement from that task's filled slots."""
-        if self.size == 0:
-            raise RuntimeError("the replay buffer is empty")
-        index = torch.randint(0, self.size, (self.tasks, batch), generator=generator).to(self.device)
+        """``batch`` transitions per task, drawn uniformly with replacement from that task's filled slots.
+
+        A slot is a draw from ``[0, 2**62)`` modulo the task's size: uniform up to a bias below ``capacity / 2**62``.
+        """
+        if not bool((self.sizes > 0).all()):
+            raise RuntimeError(f"a task's replay buffer is empty (sizes {self.sizes.tolist()})")
+        draws = torch.randint(0, 2**62, (self.tasks, batch), generator=generator).to(self.device)
+        index = draws % self.sizes.unsqueeze(1)
         rows = torch.arange(self.tasks, device=self.device).unsqueeze(1)
         return ReplaySamples(self.obs[rows, index], self.actions[rows, index], self.rewards[rows, index],
                              self.next_obs[rows, index], self.terminated[rows, index])

@@ -15,6 +15,7 @@ padding: gymnasium's autoreset (``NEXT_STEP``: reset on the following ``step``; 
 the true last observation in ``infos["final_obs"]``) starts a new episode there, or the native batch keeps
 moving, and the buffer masks all of it, so no stored transition mixes two episodes. Truncated episodes (the
 time limit, or the runner's ``horizon``) are bootstrapped with the critic's value of the true last observation.
+The buffer also keeps every step's true next observation (``buffer.next_obs``) for off-policy replay.
 
 The policy acts in ``[-1, 1]`` per action component: sampled actions are stored as drawn (their
 log-probability is exact) and clipped and rescaled to the action space's bounds only on the way to the
@@ -172,6 +173,8 @@ class MetaEpisodeRunner:
         self.action_low = torch.as_tensor(space.low, dtype=torch.float32, device=self.device)
         self.action_high = torch.as_tensor(space.high, dtype=torch.float32, device=self.device)
         self._pools: dict[tuple[int, int], tuple[list[Task], _NativePool | _VectorPool]] = {}
+        self.env_steps = 0
+        """Environment steps taken in real episodes (padding excluded) since construction."""
 
     def _pool(self, tasks: list[Task], episodes: int) -> _NativePool | _VectorPool:
         """Environments for ``tasks`` x ``episodes`` (task-major): built once per meta-batch shape, then re-targeted."""
@@ -226,17 +229,16 @@ class MetaEpisodeRunner:
                 terminated = np.asarray(terminated, dtype=bool)
                 truncated = np.asarray(truncated, dtype=bool) | (step == s - 1)
                 truncated &= ~terminated
-                next_values = None
-                if np.any(truncated & running):
-                    final_t = torch.as_tensor(final_obs, dtype=torch.float32, device=self.device).view(t, e, d)
-                    next_values = self.agent.value(prepared, final_t)
+                next_obs = torch.tensor(final_obs, dtype=torch.float32, device=self.device).view(t, e, d)  # kept
+                next_values = self.agent.value(prepared, next_obs) if np.any(truncated & running) else None
                 buffer.add(obs_t, act.actions, rewards, terminated, truncated, act.values, act.log_probs,
-                           next_values, running)
+                           next_values, running, next_obs)
                 returns += rewards * running
                 lengths += running
                 running = running & ~(terminated | truncated)
                 if not running.any():
                     break
+        self.env_steps += int(lengths.sum())
         return Rollout(buffer, returns.reshape(t, e), lengths.reshape(t, e))
 
     def evaluate_returns(self, params: torch.Tensor, tasks: Sequence[Task], episodes: int, seeds: Sequence[int], *,

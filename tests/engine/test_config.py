@@ -35,6 +35,11 @@ LIVE = {
     "landscape.steps",
     "landscape.freeze",
     "evaluation.every",
+    "rl.updates",
+    "rl.episodes",
+    "rl.lr",
+    "rl.critic_lr",
+    "rl.entropy_coef",
 }
 
 

@@ -22,7 +22,7 @@ from reptile_engine.rl.families._mujoco import INSTALL_HINT, mujoco_available
 from reptile_engine.rl.families.base import Task, TaskFamily, Uniform, register_env
 
 ENTRY_POINT_GROUP = "reptile_lab.rl_families"
-FIELD = "rl.family"
+FIELD = "task.name"
 _BUILTIN: dict[str, str] = {
     "point-nav-2d": "reptile_engine.rl.families.point_nav:PointNavFamily",
     "mountaincar-goal-gravity": "reptile_engine.rl.families.mountaincar:MountainCarFamily",
@@ -32,12 +32,17 @@ _BUILTIN: dict[str, str] = {
 }
 _NEEDS_MUJOCO = frozenset({"halfcheetah-vel", "walker2d-params"})
 
-__all__ = ["ENTRY_POINT_GROUP", "Task", "TaskFamily", "Uniform", "available", "make_family", "register_env",
-           "resolve"]
+__all__ = ["ENTRY_POINT_GROUP", "Task", "TaskFamily", "Uniform", "available", "make_family", "names",
+           "register_env", "resolve"]
 
 
 def _builtin_available(name: str) -> bool:
     return name not in _NEEDS_MUJOCO or mujoco_available()
+
+
+def names() -> list[str]:
+    """Every built-in family's name, whether or not its optional dependencies are installed."""
+    return list(_BUILTIN)
 
 
 def available() -> list[str]:
@@ -51,7 +56,7 @@ def _load(target: str) -> Callable[[], TaskFamily]:
 
 
 def resolve(name: str) -> Callable[[], TaskFamily]:
-    """The factory behind ``name``; raises ``ConfigError`` naming ``rl.family`` if there is none."""
+    """The factory behind ``name``; raises ``ConfigError`` naming ``task.name`` if there is none."""
     if name in _BUILTIN:
         if not _builtin_available(name):
             raise ConfigError(FIELD, name, f"needs the optional dependency mujoco: {INSTALL_HINT}")

@@ -66,3 +66,14 @@ class HeldMujocoEnv(gymnasium.Env[np.ndarray, np.ndarray]):
 
     def close(self) -> None:
         self.inner.close()
+
+
+FORWARD_VELOCITY_INDEX = 8
+"""Where the torso's forward velocity sits in HalfCheetah-v5's and Walker2d-v5's observations (``qpos[1:]`` has 8
+entries, then ``qvel`` starts with the forward velocity)."""
+
+
+def forward_velocity_trace(observations: np.ndarray) -> np.ndarray:
+    """The forward velocity over time, ``[S, 2]``, the quantity the velocity tasks reward."""
+    observations = np.asarray(observations, dtype=np.float64)
+    return np.column_stack([np.arange(len(observations), dtype=np.float64), observations[:, FORWARD_VELOCITY_INDEX]])

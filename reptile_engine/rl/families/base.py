@@ -92,6 +92,21 @@ class TaskFamily:
     action_dim: ClassVar[int]
     horizon: ClassVar[int]
     """Maximum episode length: the ``max_episode_steps`` the id is registered with (``TimeLimit``)."""
+    trace_labels: ClassVar[tuple[str, str]] = ("step", "observation[0]")
+    """Axis labels of ``trace``."""
+
+    def trace(self, observations: np.ndarray) -> np.ndarray:
+        """One episode's observations ``[S, obs_dim]`` as the ``[S, 2]`` curve a rollout view draws.
+
+        The default is the first observation component over time; families override it with what shows
+        their task best (a path in the plane, a position or an angle over time).
+        """
+        observations = np.asarray(observations, dtype=np.float64)
+        return np.column_stack([np.arange(len(observations), dtype=np.float64), observations[:, 0]])
+
+    def trace_target(self, task: Mapping[str, Any]) -> tuple[str, tuple[float, ...]] | None:
+        """What the trace should reach for ``task``: ``("point", (x, y))``, ``("level", (y,))`` or ``None``."""
+        return None
 
     def sample_tasks(self, rng: np.random.Generator, n: int) -> list[Task]:
         """``n`` tasks drawn from ``rng`` only.

@@ -24,6 +24,8 @@ at the stock values it reproduces ``MountainCarContinuous-v0`` exactly.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -89,6 +91,15 @@ class MountainCarFamily(TaskFamily):
     observation_dim = 2
     action_dim = 1
     horizon = HORIZON
+    trace_labels = ("step", "position")
+
+    def trace(self, observations: np.ndarray) -> np.ndarray:
+        """The car's position over time (the observation is position, velocity)."""
+        observations = np.asarray(observations, dtype=np.float64)
+        return np.column_stack([np.arange(len(observations), dtype=np.float64), observations[:, 0]])
+
+    def trace_target(self, task: Mapping[str, Any]) -> tuple[str, tuple[float, ...]]:
+        return "level", (float(task["goal_position"]),)
 
 
 register_env(ENV_ID, f"{__name__}:GoalGravityMountainCarEnv", max_episode_steps=HORIZON,

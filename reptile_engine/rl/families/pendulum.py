@@ -21,7 +21,11 @@ The id ``ReptileLab/PendulumPhysics-v0`` is the stock entry point with the stock
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import gymnasium
+import numpy as np
 
 from reptile_engine.rl.families.base import TaskFamily, Uniform, register_env
 
@@ -43,6 +47,16 @@ class PendulumFamily(TaskFamily):
     observation_dim = 3
     action_dim = 1
     horizon = HORIZON
+    trace_labels = ("step", "angle (rad, 0 is upright)")
+
+    def trace(self, observations: np.ndarray) -> np.ndarray:
+        """The angle over time, from the observation's cos and sin."""
+        observations = np.asarray(observations, dtype=np.float64)
+        angle = np.arctan2(observations[:, 1], observations[:, 0])
+        return np.column_stack([np.arange(len(observations), dtype=np.float64), angle])
+
+    def trace_target(self, task: Mapping[str, Any]) -> tuple[str, tuple[float, ...]]:
+        return "level", (0.0,)
 
 
 register_env(ENV_ID, gymnasium.spec(BASE_ID).entry_point, max_episode_steps=HORIZON)

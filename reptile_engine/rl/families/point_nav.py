@@ -175,6 +175,14 @@ class PointNavFamily(TaskFamily):
     observation_dim = 2
     action_dim = 2
     horizon = HORIZON
+    trace_labels = ("x", "y")
+
+    def trace(self, observations: np.ndarray) -> np.ndarray:
+        """The path in the plane (the observation is the position)."""
+        return np.asarray(observations, dtype=np.float64)[:, :2]
+
+    def trace_target(self, task: Mapping[str, Any]) -> tuple[str, tuple[float, ...]]:
+        return "point", tuple(float(v) for v in task["goal"])
 
     def make_batch(self, tasks: Sequence[Mapping[str, Any]]) -> PointNavBatch:
         """The vectorized counterpart of ``[make_env(task) for task in tasks]``."""

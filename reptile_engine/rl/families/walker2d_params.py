@@ -19,12 +19,13 @@ The module imports without MuJoCo; building the environment needs it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from reptile_engine.rl.families._mujoco import HeldMujocoEnv, require_mujoco
+from reptile_engine.rl.families._mujoco import HeldMujocoEnv, forward_velocity_trace, require_mujoco
 from reptile_engine.rl.families.base import TaskFamily, Uniform, register_env
 
 ENV_ID = "ReptileLab/Walker2dParams-v0"
@@ -82,6 +83,13 @@ class Walker2dParamsFamily(TaskFamily):
     observation_dim = 17
     action_dim = 6
     horizon = HORIZON
+    trace_labels = ("step", "forward velocity (m/s)")
+
+    def trace(self, observations: np.ndarray) -> np.ndarray:
+        return forward_velocity_trace(observations)
+
+    def trace_target(self, task: Mapping[str, Any]) -> tuple[str, tuple[float, ...]]:
+        return "level", (float(task["target_velocity"]),)
 
     def __init__(self) -> None:
         require_mujoco(f"the {self.name!r} family")

@@ -30,7 +30,7 @@ def test_mujoco_families_are_hidden_and_refused_without_mujoco(monkeypatch):
     assert not set(MUJOCO) & set(available())
     with pytest.raises(ConfigError, match="mujoco") as info:
         make_family("halfcheetah-vel")
-    assert info.value.field == "rl.family"
+    assert info.value.field == "task.name"
 
 
 @pytest.mark.parametrize("name", available())
@@ -50,7 +50,7 @@ def test_every_available_family_is_made_and_registered(name):
 def test_unknown_names_raise_config_error():
     with pytest.raises(ConfigError, match="point-nav-2d") as info:
         make_family("no-such-family")
-    assert info.value.field == "rl.family"
+    assert info.value.field == "task.name"
     with pytest.raises(ConfigError, match="cannot be imported"):
         make_family("reptile_engine.rl.families.point_nav:NoSuchFamily")
 

@@ -1,0 +1,253 @@
+"""The meta-RL trainer: ``RLMetaLearner`` behind the same commands, events and checkpoints as ``Trainer``.
+
+The experiment config's ``task.name`` names the family, ``meta`` is Reptile's outer loop (``meta_batch`` tasks
+per iteration, ``lr`` epsilon, the optimizer and ``meta_schedule``), ``rl`` the agent and its inner loop
+(``inner_schedule`` scales ``rl.lr``), and ``evaluation`` the held-out adaptation curve in returns
+(``evaluation.tasks`` tasks drawn from ``evaluation.seed``, ``evaluation.steps`` inner updates). Live changes
+reach the learner between iterations, like every other trainer's.
+
+A checkpoint holds the meta-parameters theta (actor, ``log_std`` and critic; for TD3 actor and both critics;
+the target networks start equal to theta in every inner loop, so they are part of theta's state), the outer
+optimizer, every random generator and the counters. Replay and rollout buffers live within one inner loop
+and are not part of the state. Resuming on CPU continues bit for bit.
+
+>>> from reptile_engine.presets import preset
+>>> cfg = preset("meta-rl").with_updates({"meta.iterations": 2, "meta.meta_batch": 2, "rl.episodes": 2,
+...     "rl.updates": 1, "rl.hidden": 8, "evaluation.tasks": 2, "evaluation.steps": 1, "landscape.every": 0})
+>>> [type(e).__name__ for e in RLTrainer(cfg).run()]  # doctest: +NORMALIZE_WHITESPACE
+['StateChanged', 'AdaptationCurve', 'RLIterationMetrics', 'RLIterationMetrics', 'AdaptationCurve', 'Finished']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reptile_engine import checkpoint
+from reptile_engine.config import ConfigError, ExperimentConfig, LandscapeConfig, live_fields
+from reptile_engine.events import (
+    AdaptationCurve,
+    CommandRejected,
+    Diverged,
+    LandscapeReady,
+    RLIterationMetrics,
+    Rollouts,
+)
+from reptile_engine.landscape import DegeneratePlane, Plane
+from reptile_engine.rl import landscape as rl_landscape
+from reptile_engine.rl.families.base import TaskFamily
+from reptile_engine.rl.onpolicy import OnPolicyConfig, prepare_advantages
+from reptile_engine.rl.reptile_rl import SEED_HIGH, RLMetaConfig, RLMetaLearner
+from reptile_engine.schedules import scheduled_rate
+from reptile_engine.trainer import FitTask, TrainerBase, configure_threads, resolve_device
+
+ROLLOUT_EPISODES = 3
+"""Episodes the rollout view shows after each number of updates."""
+
+
+def learner_config(config: ExperimentConfig, inner_lr: float | None = None) -> RLMetaConfig:
+    """The ``RLMetaConfig`` an experiment config describes (``inner_lr`` replaces ``rl.lr``: the scheduled rate)."""
+    rl = config.rl
+    lr = rl.lr if inner_lr is None else inner_lr
+    hidden = (rl.hidden,) * rl.depth
+    if rl.algorithm == "td3":
+        from reptile_engine.rl.offpolicy import OffPolicyConfig
+
+        inner: Any = OffPolicyConfig(
+            updates=rl.updates, episodes=rl.episodes, gradient_steps=rl.gradient_steps, batch_size=rl.batch_size,
+            actor_lr=lr, critic_lr=rl.critic_lr, gamma=rl.gamma, tau=rl.tau, policy_noise=rl.policy_noise,
+            noise_clip=rl.noise_clip, policy_delay=rl.policy_delay, exploration_noise=rl.exploration_noise,
+            buffer_size=rl.buffer_size, max_grad_norm=rl.max_grad_norm or None)
+    else:
+        inner = OnPolicyConfig(
+            algorithm=rl.algorithm, updates=rl.updates, episodes=rl.episodes, lr=lr, optimizer=rl.optimizer,
+            gamma=rl.gamma, gae_lambda=rl.gae_lambda, clip_ratio=rl.clip_ratio, epochs=rl.epochs,
+            minibatches=rl.minibatches, value_coef=rl.value_coef, entropy_coef=rl.entropy_coef,
+            max_grad_norm=rl.max_grad_norm or None)
+    return RLMetaConfig(family=config.task.name, meta_batch=config.meta.meta_batch, meta_lr=config.meta.lr,
+                        meta_optimizer=config.meta.optimizer, actor_hidden=hidden, critic_hidden=hidden,
+                        init_log_std=rl.init_log_std, meta_log_std=rl.meta_log_std, horizon=rl.horizon or None,
+                        backend=rl.backend, inner=inner, seed=config.seed)
+
+
+class RLTrainer(TrainerBase):
+    """Reptile over an actor-critic agent on a meta-RL task family (see the module docstring)."""
+
+    def __init__(self, config: ExperimentConfig | None = None, *, family: TaskFamily | None = None,
+                 checkpoint_path: str | Path | None = None):
+        if config is None:
+            from reptile_engine.presets import preset
+
+            config = preset("meta-rl")
+        config = config.validate()
+        if config.kind != "rl":
+            raise ConfigError("task.name", config.task.name, "must name a meta-RL family for the RL trainer")
+        super().__init__(config, checkpoint_path)
+        self.device = resolve_device(config.device)
+        self.learner = RLMetaLearner(learner_config(config), family=family, device=self.device)
+        configure_threads(config.threads, self.learner.agent.size, self.device)
+        self.family = self.learner.family
+        self._snapshots: deque[torch.Tensor] = deque(maxlen=config.landscape.snapshots)
+        self._plane: Plane | None = None
+        self._landscape_generator = torch.Generator().manual_seed(config.seed + 1)
+        self._scratch_cache: dict[tuple, np.ndarray] = {}
+
+    @property
+    def theta(self) -> torch.Tensor:
+        return self.learner.theta
+
+    def current_rates(self) -> tuple[float, float]:
+        """The scheduled (meta, inner) learning rates for the next iteration."""
+        cfg = self._config
+        horizon = cfg.meta.iterations
+        return (scheduled_rate(cfg.meta.lr, cfg.meta_schedule, self.iteration, horizon),
+                scheduled_rate(cfg.rl.lr, cfg.inner_schedule, self.iteration, horizon))
+
+    def step(self) -> RLIterationMetrics | Diverged:
+        """One meta-iteration; on a non-finite loss, return or parameter, restore the state before it."""
+        cfg = self._config
+        started = time.perf_counter()
+        meta_lr, inner_lr = self.current_rates()
+        learner = self.learner
+        learner.config = learner_config(cfg, inner_lr).validate()
+        for group in learner.optimizer.param_groups:
+            group["lr"] = meta_lr
+        good = learner.state_dict()
+        steps_before = learner.runner.env_steps
+        metrics = learner.step()
+        values = [metrics.get(name, 0.0) for name in ("agent_loss", "policy_loss", "critic_loss", "return_after")]
+        reason = None
+        if not metrics["finite"] or not all(math.isfinite(v) for v in values):
+            reason = "the adapted parameters or their losses became non-finite"
+        elif not bool(torch.isfinite(learner.theta.detach()).all()):
+            reason = "meta-parameters became non-finite after the outer step"
+        if reason is not None:
+            learner.load_state_dict(good)
+            hyper = {path: value for path, value, _ in live_fields(cfg) if path.startswith(("rl.", "meta."))}
+            hyper.update({"meta.lr (scheduled)": meta_lr, "rl.lr (scheduled)": inner_lr})
+            return Diverged(self.iteration + 1, reason, self.iteration, hyper)
+        self.iteration = learner.iteration
+        if self.iteration % cfg.landscape.snapshot_every == 0:
+            self._snapshots.append(learner.theta.detach().cpu().clone())
+        duration = time.perf_counter() - started
+        self._record_duration(duration)
+        env_steps = learner.runner.env_steps - steps_before
+        return RLIterationMetrics(
+            self.iteration, metrics.get("policy_loss", math.nan), metrics.get("critic_loss", math.nan),
+            metrics.get("agent_loss", math.nan), metrics.get("entropy", math.nan),
+            metrics.get("return_before", math.nan), metrics.get("return_after", math.nan), meta_lr, inner_lr,
+            cfg.meta.meta_batch, cfg.rl.updates, env_steps / max(duration, 1e-9), self.iterations_per_second,
+            self.elapsed)
+
+    def held_out_tasks(self) -> list[dict[str, Any]]:
+        """The evaluation tasks: ``evaluation.tasks`` drawn from ``evaluation.seed``, the same every time."""
+        ev = self._config.evaluation
+        return self.family.sample_tasks(np.random.default_rng(ev.seed), ev.tasks)
+
+    def evaluate(self) -> AdaptationCurve:
+        """Mean held-out return after 0..``evaluation.steps`` updates, from theta and from a fresh init.
+
+        The fresh init's curve depends only on the settings, so it is computed once per setting.
+        """
+        cfg = self._config
+        ev = cfg.evaluation
+        self.learner.config = learner_config(cfg).validate()
+        tasks = self.held_out_tasks()
+        key = (ev.seed, ev.tasks, ev.steps, dataclasses.astuple(cfg.rl))
+        scratch = self._scratch_cache.get(key)
+        meta, scratch_now = self.learner.adaptation_curve(tasks, ev.steps, seed=ev.seed, scratch=scratch is None)
+        if scratch is None:
+            scratch = scratch_now
+            self._scratch_cache = {key: scratch}
+        return AdaptationCurve(self.iteration, np.arange(ev.steps + 1), meta, scratch, quantity="return")
+
+    def fit_task(self, request: FitTask) -> Rollouts:
+        """Episodes of a held-out task (drawn from ``request.seed``) after each of ``request.steps`` updates."""
+        self.learner.config = learner_config(self._config).validate()
+        task = self.family.sample_tasks(np.random.default_rng(request.seed), 1)[0]
+        rng = np.random.default_rng(request.seed)
+        episode_seed = int(rng.integers(0, SEED_HIGH))
+        traces, returns = [], []
+        for updates in request.steps:
+            phi = self.learner.adapt_from(self.learner.theta, [task], updates, seed=request.seed).phi
+            rollout = self.learner.runner.collect(phi, [task], [episode_seed], ROLLOUT_EPISODES)
+            obs = rollout.buffer.obs[0].cpu().numpy()
+            lengths = rollout.episode_lengths[0]
+            traces.append(tuple(self.family.trace(obs[e, :lengths[e]]) for e in range(ROLLOUT_EPISODES)))
+            returns.append(rollout.episode_returns[0])
+        return Rollouts(request.request, self.iteration, self._config.task.name, tuple(request.steps), task,
+                        tuple(traces), np.stack(returns), tuple(self.family.trace_labels),
+                        self.family.trace_target(task))
+
+    def landscape(self, settings: LandscapeConfig | None = None) -> LandscapeReady | CommandRejected:
+        """A slice of the ``landscape.loss`` surrogate (``reptile_engine.rl.landscape``) through theta.
+
+        The fixed batch is ``rl.episodes`` episodes of theta on the first ``landscape.tasks`` held-out tasks.
+        """
+        lc, cfg = settings or self._config.landscape, self._config
+        learner = self.learner
+        learner.config = learner_config(cfg).validate()
+        tasks = self.held_out_tasks()[:max(2, lc.tasks)]
+        theta = learner.theta.detach()
+        seed = int(torch.randint(0, 2**62, (1,), generator=self._landscape_generator))
+        seeds = np.random.default_rng(seed).integers(0, SEED_HIGH, size=(len(tasks),))
+        try:
+            losses, transitions = self._surrogate(theta, tasks, seeds, lc.loss)
+            phis = learner.adapt_from(theta, tasks[:2], cfg.rl.updates, seed=seed).phi if cfg.rl.updates else None
+            snapshots = torch.stack([*self._snapshots, theta.cpu()]).to(theta.device)
+            frozen = self._plane if lc.freeze and self._plane is not None and self._plane.kind == lc.plane else None
+            result, self._plane = rl_landscape.compute_rl_slice(
+                losses, learner.agent.layout, theta, loss_kind=lc.loss, plane_kind=lc.plane,
+                resolution=lc.resolution, span=lc.span, width=max(cfg.rl.hidden, learner.agent.obs_dim),
+                transitions=transitions, generator=self._landscape_generator, snapshots=snapshots, phis=phis,
+                frozen=frozen, iteration=self.iteration)
+        except DegeneratePlane as exc:
+            return CommandRejected(self.iteration, f"landscape.plane = {lc.plane!r}: {exc}", "landscape.plane")
+        return LandscapeReady(self.iteration, result)
+
+    def _surrogate(self, theta: torch.Tensor, tasks: list[dict[str, Any]], seeds: np.ndarray, kind: str):
+        """The ``kind`` surrogate ``params [G, P] -> [G]`` on theta's episodes of ``tasks``, and its batch size."""
+        learner = self.learner
+        inner = learner.config.inner
+        rollout = learner.runner.collect(theta.expand(len(tasks), -1), tasks, seeds, inner.episodes)
+        if isinstance(inner, OnPolicyConfig):
+            prepare_advantages(rollout.buffer, inner)
+            batch = rl_landscape.onpolicy_batch(rollout.buffer.samples(), self._landscape_generator)
+            clip = inner.clip_ratio if inner.algorithm == "ppo" else None
+            return rl_landscape.onpolicy_losses(learner.agent, batch, kind, clip), batch.obs.shape[0]
+        batch = rl_landscape.offpolicy_batch(learner.agent, theta, rollout, inner.gamma, self._landscape_generator)
+        return rl_landscape.offpolicy_losses(learner.agent, batch, kind), batch.obs.shape[0]
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write theta, the outer optimizer, every generator and the counters atomically to ``path``."""
+        state = self.learner.state_dict()
+        tensors = {f"learner.{k}": v.detach().cpu() for k, v in state["tensors"].items()}
+        meta = {"config": self._config.to_dict(), "iteration": self.iteration, "elapsed": self.elapsed,
+                "learner": state["meta"]}
+        return checkpoint.save(path, tensors, meta)
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str = "state") -> None:
+        learner_tensors = {k.removeprefix("learner."): v for k, v in tensors.items() if k.startswith("learner.")}
+        theta = learner_tensors.get("theta")
+        if theta is None or theta.shape != self.learner.theta.shape:
+            raise checkpoint.CheckpointError(
+                f"{source}: theta has shape {None if theta is None else tuple(theta.shape)}, "
+                f"the agent needs {tuple(self.learner.theta.shape)}")
+        if not torch.isfinite(theta).all():
+            raise checkpoint.CheckpointError(f"{source}: theta holds non-finite values")
+        try:
+            self.learner.load_state_dict({"tensors": learner_tensors, "meta": meta["learner"]})
+            self.iteration = int(meta["iteration"])
+            self.elapsed = float(meta["elapsed"])
+        except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
+            raise checkpoint.CheckpointError(f"{source}: incomplete or inconsistent state ({exc})") from None
+        if self.learner.iteration != self.iteration:
+            raise checkpoint.CheckpointError(f"{source}: the learner's iteration does not match the trainer's")
+

@@ -1,0 +1,229 @@
+"""The meta-RL trainer: the supervised trainer's commands, events and checkpoints, over RLMetaLearner."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from reptile_engine.checkpoint import CheckpointError
+from reptile_engine.config import ConfigError, ExperimentConfig
+from reptile_engine.events import (
+    AdaptationCurve,
+    ConfigChanged,
+    Diverged,
+    Finished,
+    LandscapeReady,
+    RLIterationMetrics,
+    Rollouts,
+    StateChanged,
+)
+from reptile_engine.presets import preset, preset_for_task
+from reptile_engine.rl.trainer import RLTrainer, learner_config
+from reptile_engine.trainer import FitTask, Trainer, open_trainer, resume_trainer
+
+TINY = {"meta.iterations": 4, "meta.meta_batch": 3, "rl.episodes": 2, "rl.updates": 1, "rl.hidden": 8,
+        "rl.epochs": 1, "rl.minibatches": 2, "rl.horizon": 20, "evaluation.tasks": 3, "evaluation.steps": 1,
+        "evaluation.every": 2, "landscape.every": 0, "landscape.resolution": 11, "landscape.snapshot_every": 1}
+
+
+def tiny(**changes) -> ExperimentConfig:
+    return preset("meta-rl").with_updates({**TINY, **{k.replace("__", "."): v for k, v in changes.items()}})
+
+
+def metrics_of(events):
+    return [e for e in events if isinstance(e, RLIterationMetrics)]
+
+
+def test_open_trainer_picks_the_trainer_by_task_kind():
+    assert isinstance(open_trainer(tiny()), RLTrainer)
+    assert type(open_trainer(preset("quick"))) is Trainer
+    assert preset_for_task("point-nav-2d") == "meta-rl" and preset_for_task("sine") == "default"
+
+
+def test_rl_config_is_validated_like_the_supervised_one():
+    with pytest.raises(ConfigError) as info:
+        tiny(rl__episodes=0)
+    assert info.value.field == "rl.episodes" and "[1, 1000]" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        tiny(rl__algorithm="sac")
+    assert info.value.field == "rl.algorithm" and "ppo" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        tiny(landscape__loss="mean")
+    assert info.value.field == "landscape.loss" and "policy" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        preset("quick").with_updates({"landscape.loss": "policy"})
+    assert info.value.field == "landscape.loss"
+
+
+def test_the_learner_config_follows_the_experiment_config():
+    cfg = tiny(rl__lr=0.02, meta__lr=0.3, rl__horizon=0, rl__max_grad_norm=0.0)
+    learner = learner_config(cfg, inner_lr=0.005)
+    assert learner.family == "point-nav-2d" and learner.meta_lr == 0.3 and learner.meta_batch == 3
+    assert learner.inner.lr == 0.005 and learner.inner.episodes == 2 and learner.inner.updates == 1
+    assert learner.horizon is None and learner.inner.max_grad_norm is None
+    assert learner.actor_hidden == (8, 8) == learner.critic_hidden
+
+
+def test_run_reports_rl_metrics_and_return_curves():
+    events = list(RLTrainer(tiny()).run())
+    assert isinstance(events[0], StateChanged) and isinstance(events[-1], Finished)
+    metrics = metrics_of(events)
+    assert [m.iteration for m in metrics] == [1, 2, 3, 4]
+    for m in metrics:
+        for value in (m.policy_loss, m.critic_loss, m.agent_loss, m.entropy, m.return_before, m.return_after):
+            assert math.isfinite(value)
+        assert m.return_before < 0 and m.return_after < 0  # point-nav rewards are negative distances
+        assert m.env_steps_per_second > 0 and m.meta_batch == 3 and m.inner_updates == 1
+    curves = [e for e in events if isinstance(e, AdaptationCurve)]
+    assert [c.iteration for c in curves] == [0, 2, 4]
+    for curve in curves:
+        assert curve.quantity == "return" and list(curve.steps) == [0, 1]
+        assert curve.meta_init.shape == curve.scratch.shape == (2,) and np.all(curve.meta_init < 0)
+    np.testing.assert_array_equal(curves[0].scratch, curves[-1].scratch)  # computed once, reused
+
+
+def test_live_changes_apply_between_iterations():
+    trainer = RLTrainer(tiny(meta__iterations=3))
+    events = trainer.run()
+    seen = []
+    for event in events:
+        seen.append(event)
+        if isinstance(event, RLIterationMetrics) and event.iteration == 1:
+            trainer.update({"rl.updates": 2, "meta.meta_batch": 2, "rl.lr": 0.001})
+    changed = [e for e in seen if isinstance(e, ConfigChanged)]
+    assert len(changed) == 1 and changed[0].iteration == 2
+    assert changed[0].changes["rl.updates"] == (1, 2)
+    metrics = metrics_of(seen)
+    assert (metrics[0].inner_updates, metrics[0].meta_batch) == (1, 3)
+    assert (metrics[1].inner_updates, metrics[1].meta_batch, metrics[1].inner_lr) == (2, 2, 0.001)
+
+
+def test_a_non_finite_iteration_rolls_back_and_pauses(monkeypatch):
+    trainer = RLTrainer(tiny())
+    list(trainer.run(iterations=1))
+    theta = trainer.theta.detach().clone()
+    real_step = trainer.learner.step
+
+    def poisoned_step():
+        metrics = real_step()
+        with torch.no_grad():
+            trainer.learner.theta.fill_(float("nan"))
+        return metrics
+
+    monkeypatch.setattr(trainer.learner, "step", poisoned_step)
+    event = trainer.step()
+    assert isinstance(event, Diverged) and event.rolled_back_to == 1 and "rl.lr (scheduled)" in event.hyperparameters
+    assert trainer.iteration == 1 == trainer.learner.iteration
+    torch.testing.assert_close(trainer.theta.detach(), theta, rtol=0, atol=0)
+
+
+def test_resume_from_a_checkpoint_is_exact(tmp_path):
+    straight = RLTrainer(tiny())
+    list(straight.run(iterations=4))
+    first = RLTrainer(tiny())
+    list(first.run(iterations=2))
+    path = first.save_checkpoint(tmp_path / "rl.safetensors")
+    resumed = resume_trainer(path)
+    assert isinstance(resumed, RLTrainer) and resumed.iteration == 2
+    list(resumed.run(iterations=4))
+    torch.testing.assert_close(resumed.theta.detach(), straight.theta.detach(), rtol=0, atol=0)
+    assert resumed.learner.rng.bit_generator.state == straight.learner.rng.bit_generator.state
+
+
+def test_a_checkpoint_of_another_agent_is_refused(tmp_path):
+    path = RLTrainer(tiny()).save_checkpoint(tmp_path / "rl.safetensors")
+    with pytest.raises(CheckpointError, match="theta"):
+        RLTrainer.from_checkpoint(path, overrides={"rl.hidden": 16})
+
+
+def test_rollouts_show_a_held_out_task_after_each_update_count():
+    trainer = RLTrainer(tiny())
+    event = trainer.fit_task(FitTask(request=7, seed=3, steps=(0, 1, 2)))
+    assert isinstance(event, Rollouts) and event.request == 7 and event.updates == (0, 1, 2)
+    assert event.family == "point-nav-2d" and event.labels == ("x", "y")
+    assert event.target[0] == "point" and tuple(event.task["goal"]) == event.target[1]
+    assert len(event.traces) == 3 and event.returns.shape == (3, len(event.traces[0]))
+    for traces in event.traces:
+        for trace in traces:
+            assert trace.shape[1] == 2 and trace.shape[0] >= 1
+            np.testing.assert_array_equal(trace[0], [0.0, 0.0])  # every episode starts at the origin
+    again = trainer.fit_task(FitTask(request=8, seed=3, steps=(0, 1, 2)))
+    np.testing.assert_array_equal(again.returns, event.returns)
+
+
+@pytest.mark.parametrize("loss", ["policy", "critic"])
+@pytest.mark.parametrize("plane", ["random", "task", "pca"])
+def test_landscape_is_a_labelled_surrogate_centred_on_theta(loss, plane):
+    trainer = RLTrainer(tiny(landscape__loss=loss, landscape__plane=plane))
+    list(trainer.run(iterations=4))
+    event = trainer.landscape()
+    assert isinstance(event, LandscapeReady)
+    result = event.slice
+    assert result.loss == loss and result.kind == plane and result.values.shape == (11, 11)
+    assert np.all(np.isfinite(result.values))
+    assert result.values[5, 5] == pytest.approx(result.center_loss, rel=1e-5, abs=1e-6)
+    if loss == "critic":
+        assert np.all(result.values >= 0)
+    assert result.inner_paths.shape == (2, 2, 2)
+    assert result.task_points.shape == ((2, 2) if plane == "task" else (0, 2))
+    assert result.trajectory.shape == (5, 2)
+
+
+def test_landscape_leaves_the_run_unchanged():
+    plain = RLTrainer(tiny())
+    list(plain.run(iterations=2))
+    sliced = RLTrainer(tiny())
+    list(sliced.run(iterations=1))
+    sliced.landscape()
+    list(sliced.run(iterations=2))
+    torch.testing.assert_close(sliced.theta.detach(), plain.theta.detach(), rtol=0, atol=0)
+
+
+def test_cli_trains_an_rl_family_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    flags = [f"--{k}={v}" for k, v in TINY.items()]
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "reptile_engine", "--preset", "meta-rl", *flags, "--out",
+                               str(out), *args], capture_output=True, text=True, timeout=240)
+
+    result = cli("--meta.iterations=2")
+    assert result.returncode == 0, result.stderr
+    assert "held-out mean return" in result.stdout
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["iteration"]) for r in rows] == [1, 2]
+    assert {"policy_loss", "critic_loss", "agent_loss", "return_before", "return_after"} <= set(rows[0])
+    with open(out / "adaptation.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert header == ["inner_step", "meta_init_return", "scratch_return"]
+    resumed = cli("--resume", str(out / "checkpoint.safetensors"), "--meta.iterations=3")
+    assert resumed.returncode == 0, resumed.stderr
+    with open(out / "metrics.csv", newline="") as f:
+        assert [int(r["iteration"]) for r in csv.DictReader(f)] == [1, 2, 3]
+
+
+TD3 = {"rl.algorithm": "td3", "rl.gradient_steps": 4, "rl.batch_size": 16}
+
+
+def test_td3_trains_resumes_and_slices(tmp_path):
+    straight = RLTrainer(tiny(**{k.replace(".", "__"): v for k, v in TD3.items()}))
+    events = list(straight.run(iterations=3))
+    assert type(straight.learner.agent).__name__ == "TD3Agent"
+    assert all(math.isfinite(m.critic_loss) and math.isfinite(m.return_after) for m in metrics_of(events))
+    first = RLTrainer(tiny(**{k.replace(".", "__"): v for k, v in TD3.items()}))
+    list(first.run(iterations=2))
+    resumed = resume_trainer(first.save_checkpoint(tmp_path / "td3.safetensors"))
+    list(resumed.run(iterations=3))
+    torch.testing.assert_close(resumed.theta.detach(), straight.theta.detach(), rtol=0, atol=0)
+    for loss in ("policy", "critic"):
+        result = resumed.landscape(dataclasses.replace(resumed.config.landscape, loss=loss)).slice
+        assert result.loss == loss and np.all(np.isfinite(result.values))
+        assert result.values[5, 5] == pytest.approx(result.center_loss, rel=1e-5, abs=1e-6)
