@@ -156,7 +156,7 @@ class RLConfig:
                           live=True)
     episodes: int = _field(10, "Episodes collected per task for each inner update.", min=1, max=1000, live=True)
     lr: float = _field(0.01, "Inner learning rate (TD3: the actor's).", min=1e-6, max=1.0, live=True, log=True)
-    critic_lr: float = _field(0.003, "TD3: the critics' inner learning rate.", min=1e-6, max=1.0, live=True,
+    critic_lr: float = _field(0.001, "TD3: the critics' inner learning rate.", min=1e-6, max=1.0, live=True,
                               log=True)
     optimizer: str = _field("adam", "Inner optimizer of PPO and A2C, fresh for every task.", choices=("adam", "sgd"))
     gamma: float = _field(0.99, "Discount factor.", min=0.0, max=1.0)
@@ -178,9 +178,9 @@ class RLConfig:
                           max=100_000)
     backend: str = _field("auto", "Environment stepping: the family's native batch, gymnasium's SyncVectorEnv, "
                           "or auto.", choices=("auto", "native", "vector"))
-    gradient_steps: int = _field(50, "TD3: gradient steps per inner update.", min=1, max=10_000)
-    batch_size: int = _field(256, "TD3: transitions per task in each gradient step.", min=1, max=100_000)
-    tau: float = _field(0.005, "TD3: Polyak rate of the target networks.", min=0.0, max=1.0)
+    gradient_steps: int = _field(64, "TD3: gradient steps per inner update.", min=1, max=10_000)
+    batch_size: int = _field(128, "TD3: transitions per task in each gradient step.", min=1, max=100_000)
+    tau: float = _field(0.05, "TD3: Polyak rate of the target networks.", min=0.0, max=1.0)
     policy_noise: float = _field(0.2, "TD3: target policy smoothing noise (action units).", min=0.0, max=10.0)
     noise_clip: float = _field(0.5, "TD3: clip of the target policy noise.", min=0.0, max=10.0)
     policy_delay: int = _field(2, "TD3: critic steps per actor step.", min=1, max=100)

@@ -101,16 +101,24 @@ class _NativePool:
         pass
 
 
+def _bare_env(family: TaskFamily, task: Task) -> gymnasium.Env:
+    """``family.make_env(task)`` without gymnasium's wrappers: the runner enforces the horizon itself and steps in
+    order, so ``TimeLimit``, ``OrderEnforcing`` and ``PassiveEnvChecker`` would only add Python calls per step."""
+    return family.make_env(task).unwrapped
+
+
 class _VectorPool:
-    """``SyncVectorEnv`` over ``family.make_env(task)``; returns the true next observation in either autoreset mode."""
+    """``SyncVectorEnv`` over the family's bare environments; returns the true next observation in either
+    autoreset mode."""
 
     def __init__(self, family: TaskFamily, tasks: list[Task], autoreset_mode: AutoresetMode):
         self.family = family
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         if self.autoreset_mode == AutoresetMode.DISABLED:
             raise ValueError("use AutoresetMode.NEXT_STEP or SAME_STEP: finished slots keep being stepped (masked)")
-        self.envs = SyncVectorEnv([functools.partial(family.make_env, task) for task in tasks],
-                                  autoreset_mode=self.autoreset_mode)
+        # copy=False: collect() copies every observation into a tensor before the next step.
+        self.envs = SyncVectorEnv([functools.partial(_bare_env, family, task) for task in tasks],
+                                  autoreset_mode=self.autoreset_mode, copy=False)
 
     def retarget(self, tasks: list[Task]) -> None:
         for env, task in zip(self.envs.envs, tasks, strict=True):
@@ -221,8 +229,8 @@ class MetaEpisodeRunner:
         lengths = np.zeros(t * e, dtype=np.int64)
         with torch.no_grad():
             prepared = self.agent.prepare(params.detach().to(self.device))
+            obs_t = torch.tensor(obs, dtype=torch.float32, device=self.device).view(t, e, d)  # a copy: kept
             for step in range(s):
-                obs_t = torch.tensor(obs, dtype=torch.float32, device=self.device).view(t, e, d)  # a copy: kept
                 act = self.agent.act(prepared, obs_t, noise[:, step])
                 env_actions = to_env_actions(act.actions, self.action_low, self.action_high)
                 obs, rewards, terminated, truncated, final_obs = pool.step(env_actions.view(t * e, a).cpu().numpy())
@@ -230,6 +238,9 @@ class MetaEpisodeRunner:
                 truncated = np.asarray(truncated, dtype=bool) | (step == s - 1)
                 truncated &= ~terminated
                 next_obs = torch.tensor(final_obs, dtype=torch.float32, device=self.device).view(t, e, d)  # kept
+                # Without a reset in between (the usual case) the next step starts where this one ended.
+                next_start = next_obs if final_obs is obs else \
+                    torch.tensor(obs, dtype=torch.float32, device=self.device).view(t, e, d)
                 next_values = self.agent.value(prepared, next_obs) if np.any(truncated & running) else None
                 buffer.add(obs_t, act.actions, rewards, terminated, truncated, act.values, act.log_probs,
                            next_values, running, next_obs)
@@ -238,6 +249,7 @@ class MetaEpisodeRunner:
                 running = running & ~(terminated | truncated)
                 if not running.any():
                     break
+                obs_t = next_start
         self.env_steps += int(lengths.sum())
         return Rollout(buffer, returns.reshape(t, e), lengths.reshape(t, e))
 

@@ -59,7 +59,8 @@ def point_nav_step(position: np.ndarray, goal: np.ndarray,
 
     The single environment and the batch both call this, so they agree bit for bit.
     """
-    step = np.clip(np.asarray(action, dtype=np.float64), -MAX_STEP, MAX_STEP)
+    # maximum/minimum rather than np.clip: the same values, without np.clip's dispatch cost on tiny arrays
+    step = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), -MAX_STEP), MAX_STEP)
     if step.shape != position.shape:
         raise ValueError(f"action must have shape {position.shape}, got {step.shape}")
     new_position = position + step
