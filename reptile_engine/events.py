@@ -143,6 +143,8 @@ class Rollouts:
     trace (``TaskFamily.trace``: e.g. the position for navigation, the angle over time for a pendulum),
     labelled by ``labels``; ``target`` is what the trace aims for (``("point", (x, y))``, ``("level", (y,))``
     or ``None``). ``returns`` is ``[len(updates), episodes]``.
+    ``mean_traces[i]`` and ``mean_returns[i]`` are the same after acting with the policy's mean action, without
+    exploration noise: where the adapted policy heads, which the noisy episodes blur.
     """
 
     request: int
@@ -154,6 +156,8 @@ class Rollouts:
     returns: np.ndarray
     labels: tuple[str, str]
     target: tuple[str, tuple[float, ...]] | None
+    mean_traces: tuple[np.ndarray, ...] = ()
+    mean_returns: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True)

@@ -174,17 +174,24 @@ class RLTrainer(TrainerBase):
         task = self.family.sample_tasks(np.random.default_rng(request.seed), 1)[0]
         rng = np.random.default_rng(request.seed)
         episode_seed = int(rng.integers(0, SEED_HIGH))
-        traces, returns = [], []
+        traces, returns, mean_traces, mean_returns = [], [], [], []
         for updates in request.steps:
             phi = self.learner.adapt_from(self.learner.theta, [task], updates, seed=request.seed).phi
-            rollout = self.learner.runner.collect(phi, [task], [episode_seed], ROLLOUT_EPISODES)
-            obs = rollout.buffer.obs[0].cpu().numpy()
-            lengths = rollout.episode_lengths[0]
-            traces.append(tuple(self.family.trace(obs[e, :lengths[e]]) for e in range(ROLLOUT_EPISODES)))
-            returns.append(rollout.episode_returns[0])
+            noisy = self.learner.runner.collect(phi, [task], [episode_seed], ROLLOUT_EPISODES)
+            traces.append(self._traces(noisy))
+            returns.append(noisy.episode_returns[0])
+            mean = self.learner.runner.collect(phi, [task], [episode_seed], 1, deterministic=True)
+            mean_traces.append(self._traces(mean)[0])
+            mean_returns.append(mean.episode_returns[0, 0])
         return Rollouts(request.request, self.iteration, self._config.task.name, tuple(request.steps), task,
                         tuple(traces), np.stack(returns), tuple(self.family.trace_labels),
-                        self.family.trace_target(task))
+                        self.family.trace_target(task), tuple(mean_traces), np.asarray(mean_returns))
+
+    def _traces(self, rollout) -> tuple[np.ndarray, ...]:
+        """Each episode of a one-task rollout as the family's trace, its first observation included."""
+        obs = rollout.buffer.obs[0].cpu().numpy()
+        lengths = rollout.episode_lengths[0]
+        return tuple(self.family.trace(obs[e, :lengths[e]]) for e in range(len(lengths)))
 
     def landscape(self, settings: LandscapeConfig | None = None) -> LandscapeReady | CommandRejected:
         """A slice of the ``landscape.loss`` surrogate (``reptile_engine.rl.landscape``) through theta.

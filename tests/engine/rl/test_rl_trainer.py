@@ -154,6 +154,10 @@ def test_rollouts_show_a_held_out_task_after_each_update_count():
         for trace in traces:
             assert trace.shape[1] == 2 and trace.shape[0] >= 1
             np.testing.assert_array_equal(trace[0], [0.0, 0.0])  # every episode starts at the origin
+    assert len(event.mean_traces) == 3 and event.mean_returns.shape == (3,)
+    for mean_trace in event.mean_traces:
+        np.testing.assert_array_equal(mean_trace[0], [0.0, 0.0])
+    assert not np.array_equal(event.mean_traces[0], event.traces[0][0])  # no exploration noise
     again = trainer.fit_task(FitTask(request=8, seed=3, steps=(0, 1, 2)))
     np.testing.assert_array_equal(again.returns, event.returns)
 
