@@ -14,6 +14,10 @@ Run states and the actions each allows (``ACTIONS``):
 * ``failed``: the engine raised; reset, or start to continue from the last saved state.
 
 A diverged run pauses; the next applied change of a hyperparameter resumes it.
+
+The task view of a supervised run is a ``TaskFit``; a meta-RL run answers the same ``FitTask`` request with
+``Rollouts`` of a held-out task after 0, 1 and ``rl.updates`` inner updates. Either is asked for when the
+trainer comes up and after every adaptation curve, and for a new task seed on request.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from reptile_engine.events import (
     Failed,
     Finished,
     LandscapeReady,
+    Rollouts,
     StateChanged,
     TaskFit,
 )
@@ -54,7 +59,8 @@ ACTIONS: dict[str, frozenset[str]] = {
 }
 """Which run-control actions are valid in each state."""
 
-_SHAPE_FIELDS = ("task.name", "model.hidden", "model.depth", "model.activation")
+_SHAPE_FIELDS = ("task.name", "model.hidden", "model.depth", "model.activation", "rl.algorithm", "rl.hidden",
+                 "rl.depth")
 
 
 def _get(config: ExperimentConfig, path: str) -> Any:
@@ -110,6 +116,7 @@ class TrainingController(QObject):
         self._teardown(graceful=False)
         self._generation += 1
         self._run_config = self.config
+        self.store.set_kind(self.config.kind)
         self._remote = RemoteTrainer(self.config, resume=self._checkpoint if resume else None,
                                      checkpoint_path=self._checkpoint, start_paused=start_paused)
         self._worker = TrainingWorker(self._remote, self._generation)
@@ -217,7 +224,12 @@ class TrainingController(QObject):
 
     def fit_task(self, seed: int | None = None, support: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
                  keep_support: bool = False) -> None:
-        """Adapt the task view's task from the current meta-parameters (new seed or edited points)."""
+        """Adapt the task view's task from the current meta-parameters (new seed or edited points).
+
+        A supervised run answers with a ``TaskFit`` after 0, 1 and ``evaluation.steps`` steps; a meta-RL run
+        with ``Rollouts`` of the held-out task drawn from ``seed`` after 0, 1 and ``rl.updates`` updates (it
+        has no support points to edit).
+        """
         if seed is not None:
             self._fit_seed = seed
             self._fit_support = None
@@ -228,9 +240,16 @@ class TrainingController(QObject):
         if self._remote is None or self.state in ("starting", "stopped", "finished", "failed"):
             return
         self._fit_request += 1
+        if self.store.kind == "rl":
+            steps = tuple(sorted({0, 1, self.config.rl.updates}))
+            self._remote.request_task_fit(FitTask(self._fit_request, self._fit_seed, steps))
+            return
         steps = (0, 1, self.config.evaluation.steps)
         xs, ys = self._fit_support if self._fit_support is not None else (None, None)
         self._remote.request_task_fit(FitTask(self._fit_request, self._fit_seed, steps, xs, ys))
+
+    def _task_view_empty(self) -> bool:
+        return (self.store.rollouts if self.store.kind == "rl" else self.store.task_fit) is None
 
     # Landscape.
 
@@ -292,8 +311,8 @@ class TrainingController(QObject):
     def _on_batch(self, batch: EventBatch) -> None:
         if batch.generation != self._generation:
             return
-        self.store.extend_metrics(batch.metrics)
-        if len(batch.metrics["iteration"]):
+        if batch.metrics:
+            self.store.extend_metrics(batch.metrics)
             self.iteration = int(batch.metrics["iteration"][-1])
         for event in batch.events:
             self._handle(event)
@@ -307,7 +326,7 @@ class TrainingController(QObject):
             else:
                 self._set_state("ready" if event.iteration == 0 and self.state in ("starting", "ready")
                                 else "paused")
-            if self.store.task_fit is None:
+            if self._task_view_empty():
                 self.fit_task(seed=self._fit_seed)
             if self.store.landscape is None and self._remote is not None and self.config.landscape.plane != "pca":
                 self._remote.request_landscape()
@@ -325,6 +344,9 @@ class TrainingController(QObject):
         elif isinstance(event, TaskFit):
             if event.request == self._fit_request:
                 self.store.set_task_fit(event)
+        elif isinstance(event, Rollouts):
+            if event.request == self._fit_request:
+                self.store.set_rollouts(event)
         elif isinstance(event, LandscapeReady):
             self.store.set_landscape(event.slice)
         elif isinstance(event, Diverged):

@@ -21,23 +21,32 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from reptile_engine import catalog
 from reptile_engine.config import ConfigError, ExperimentConfig, iter_fields
 from reptile_engine.events import ConfigChanged, Diverged
-from reptile_engine.presets import preset
+from reptile_engine.presets import preset, preset_for_task
 from reptile_gui import export, session
 from reptile_gui.controller import ACTIONS, TrainingController
 from reptile_gui.plots.adaptation_curve import AdaptationCurvePlot
 from reptile_gui.plots.base import StorePlot
 from reptile_gui.plots.landscape import LandscapePlot
+from reptile_gui.plots.rl_curves import ReturnsPlot, RLLossPlot
+from reptile_gui.plots.rollouts import RolloutPlot
 from reptile_gui.plots.task_view import TaskViewPlot
 from reptile_gui.plots.training_curve import TrainingCurvePlot
-from reptile_gui.store import METRIC_COLUMNS, RunStore
+from reptile_gui.store import RunStore
 from reptile_gui.widgets.hyperparameters import HyperparameterPanel
 from reptile_gui.widgets.run_controls import RunControls
 from reptile_gui.widgets.status_bar import RunStatusBar
 from reptile_gui.widgets.task_picker import TaskPicker
 
 REDRAW_MS = 33
+
+KIND_PLOTS: dict[str, tuple[str, ...]] = {
+    "supervised": ("adaptation_curve", "task_view", "training_curve", "landscape"),
+    "rl": ("adaptation_curve", "rollouts", "returns", "rl_losses", "landscape"),
+}
+"""The plots each kind of run shows (and exports), by ``MainWindow.plots`` key."""
 
 
 class MessageBanner(QFrame):
@@ -84,7 +93,11 @@ class MessageBanner(QFrame):
 
 class MainWindow(QMainWindow):
     """Reptile Lab's window: controls on the left, the adaptation curve and task view on top, the
-    meta-training curve and the loss landscape below."""
+    meta-training curve and the loss landscape below.
+
+    A meta-RL config shows the rollouts in place of the task view and the returns over the RL losses in
+    place of the training curve (``KIND_PLOTS``); the window follows the config's kind as it changes.
+    """
 
     def __init__(self, config: ExperimentConfig | None = None):
         super().__init__()
@@ -107,13 +120,18 @@ class MainWindow(QMainWindow):
         self.plots: dict[str, StorePlot] = {
             "adaptation_curve": AdaptationCurvePlot(self.store),
             "task_view": TaskViewPlot(self.store),
+            "rollouts": RolloutPlot(self.store),
             "training_curve": TrainingCurvePlot(self.store),
+            "returns": ReturnsPlot(self.store),
+            "rl_losses": RLLossPlot(self.store),
             "landscape": LandscapePlot(self.store, config=config),
         }
+        self._export_actions: dict[str, QAction] = {}
+        self._kind = ""
         self._task_seed = 0
         self._next_plot = 0
-        self._build_layout()
         self._build_menus()
+        self._build_layout()
         self._connect()
 
         self._redraw = QTimer(self)
@@ -138,10 +156,16 @@ class MainWindow(QMainWindow):
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.plots["adaptation_curve"])
         top.addWidget(self.plots["task_view"])
+        top.addWidget(self.plots["rollouts"])
+        self._rl_history = QSplitter(Qt.Orientation.Vertical)
+        self._rl_history.addWidget(self.plots["returns"])
+        self._rl_history.addWidget(self.plots["rl_losses"])
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self.plots["training_curve"])
+        bottom.addWidget(self._rl_history)
         bottom.addWidget(self.plots["landscape"])
-        bottom.setSizes([600, 500])
+        self._show_kind(self.panel.kind)  # before any size is set: the hidden plots' widths must not count
+        bottom.setSizes([600, 600, 500])
         plots = QSplitter(Qt.Orientation.Vertical)
         plots.addWidget(top)
         plots.addWidget(bottom)
@@ -167,8 +191,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         export_menu = file_menu.addMenu("Export")
         for name, plot in self.plots.items():
-            title = name.replace("_", " ").capitalize()
-            self._add_action(export_menu, f"{title}…", None, lambda _=False, p=plot, t=title: self._export_plot(p, t))
+            self._export_actions[name] = self._add_action(
+                export_menu, f"{plot.title}…", None, lambda _=False, p=plot: self._export_plot(p))
         self._add_action(file_menu, "Export all…", "Ctrl+E", self._export_all)
         file_menu.addSeparator()
         self._add_action(file_menu, "Quit", QKeySequence.StandardKey.Quit, self.close)
@@ -199,7 +223,7 @@ class MainWindow(QMainWindow):
         self.controls.stopRequested.connect(c.stop)
         self.controls.resetRequested.connect(self._reset)
         self.panel.changesRequested.connect(self._request_changes)
-        self.picker.taskChosen.connect(lambda name: self._request_changes({"task.name": name}))
+        self.picker.taskChosen.connect(self._choose_task)
         self.picker.presetChosen.connect(self._choose_preset)
         c.stateChanged.connect(self._on_state)
         c.configChanged.connect(self._on_config)
@@ -215,6 +239,8 @@ class MainWindow(QMainWindow):
         task_view.pointAdded.connect(self._add_support_point)
         task_view.pointRemoved.connect(self._remove_support_point)
         task_view.newTaskRequested.connect(self._new_task)
+        rollouts: RolloutPlot = self.plots["rollouts"]
+        rollouts.newTaskRequested.connect(self._new_task)
         for plot in self.plots.values():
             plot.exportFailed.connect(lambda message: self.banner.show_message("error", message))
             plot.exportFinished.connect(lambda path: self.status.showMessage(f"Exported {path}", 8000))
@@ -245,6 +271,27 @@ class MainWindow(QMainWindow):
         self.panel.set_config(config)
         self.plots["landscape"].set_config(config)
         self.picker.set_task(config.task.name)
+        self._show_kind(self.panel.kind)
+
+    @property
+    def kind(self) -> str:
+        """The kind of run the window shows: ``"supervised"`` or ``"rl"`` (the config's)."""
+        return self._kind
+
+    def active_plots(self) -> dict[str, StorePlot]:
+        """The plots of the config's kind of run, the ones on show and exported."""
+        return {name: self.plots[name] for name in KIND_PLOTS[self._kind]}
+
+    def _show_kind(self, kind: str) -> None:
+        """Show the plots of ``kind``'s runs, hide the others, and offer only theirs for export."""
+        if kind == self._kind:
+            return
+        self._kind = kind
+        for name, plot in self.plots.items():
+            shown = name in KIND_PLOTS[kind]
+            plot.setVisible(shown)
+            self._export_actions[name].setVisible(shown)
+        self._rl_history.setVisible(kind == "rl")
 
     def _on_change_applied(self, event: ConfigChanged) -> None:
         self.panel.show_applied(event)
@@ -263,15 +310,36 @@ class MainWindow(QMainWindow):
         try:
             self.controller.update(changes)
         except ConfigError as exc:
-            self.panel.show_error(exc.field, str(exc))
-            self.status.showMessage(str(exc), 8000)
+            self._show_config_error(exc)
 
-    def _choose_preset(self, name: str) -> None:
-        target = preset(name)
+    def _show_config_error(self, exc: ConfigError) -> None:
+        self.panel.show_error(exc.field, str(exc))
+        self.status.showMessage(str(exc), 8000)
+
+    def _change_to(self, target: ExperimentConfig) -> None:
+        """Request every field in which ``target`` differs from the current config, as one update."""
         current = dict((p, v) for p, v, _ in iter_fields(self.controller.config))
         changes = {p: v for p, v, _ in iter_fields(target) if current[p] != v}
         if changes:
             self._request_changes(changes)
+
+    def _choose_preset(self, name: str) -> None:
+        self._change_to(preset(name))
+
+    def _choose_task(self, name: str) -> None:
+        """Switch the task; a task of the other kind comes with that kind's preset (a meta-RL family needs
+        the meta-RL defaults and surrogate landscape, a task distribution the supervised ones)."""
+        if catalog.kind_of(name) == self._kind:
+            self._request_changes({"task.name": name})
+            return
+        preset_name = preset_for_task(name)
+        try:
+            target = preset(preset_name).with_updates({"task.name": name})
+        except ConfigError as exc:
+            self._show_config_error(exc)
+            return
+        self._change_to(target)
+        self.picker.set_preset(preset_name)
 
     def _reset(self) -> None:
         self.banner.hide()
@@ -314,8 +382,8 @@ class MainWindow(QMainWindow):
         if path:
             self.controller.load_session(path)
 
-    def _export_plot(self, plot: StorePlot, title: str) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {title}", title.lower().replace(" ", "_") + ".png",
+    def _export_plot(self, plot: StorePlot) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {plot.title}", f"{plot.plot_name}.png",
                                               "PNG image (*.png);;SVG image (*.svg);;CSV data (*.csv)")
         if path:
             self.export_plot(plot, path)
@@ -338,15 +406,17 @@ class MainWindow(QMainWindow):
             self.export_all(folder)
 
     def export_all(self, folder: str | Path) -> bool:
-        """Every plot as PNG, SVG and CSV, plus ``config.toml`` and ``metrics.csv``, into ``folder``."""
+        """The plots on show as PNG, SVG and CSV, plus ``config.toml`` and ``metrics.csv`` (the run's metric
+        columns), into ``folder``."""
         folder = Path(folder)
+        columns = self.store.metric_columns
         try:
-            export.export_all(folder, self.plots)
+            export.export_all(folder, self.active_plots())
             self.controller.config.save(folder / "config.toml")
             with open(folder / "metrics.csv", "w", newline="") as f:
                 writer = csv.writer(f)
-                writer.writerow(METRIC_COLUMNS)
-                writer.writerows(zip(*(self.store.column(name).tolist() for name in METRIC_COLUMNS), strict=True))
+                writer.writerow(columns)
+                writer.writerows(zip(*(self.store.column(name).tolist() for name in columns), strict=True))
         except (export.ExportError, OSError) as exc:
             self.banner.show_message("error", f"Export to {folder} failed: {exc}")
             return False

@@ -13,14 +13,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from reptile_engine.events import Event, IterationMetrics
+from reptile_engine.events import Event, IterationMetrics, RLIterationMetrics
 from reptile_engine.remote import RemoteTrainer
 from reptile_gui.store import metrics_to_columns
+
+METRICS = IterationMetrics | RLIterationMetrics
+"""The per-iteration events of either kind of run; they arrive by the thousand and travel as columns."""
 
 
 @dataclass(frozen=True)
 class EventBatch:
-    """What one signal carries: metrics as columns, every other event in arrival order."""
+    """What one signal carries: metrics as columns (``{}`` when none came), every other event in arrival order."""
 
     generation: int
     metrics: dict[str, np.ndarray]
@@ -52,7 +55,7 @@ class TrainingWorker(QObject):
         while not self._quit and not self.remote.finished:
             events = self.remote.events(timeout=self.POLL_SECONDS)
             if events:
-                metrics = [e for e in events if isinstance(e, IterationMetrics)]
-                others = [e for e in events if not isinstance(e, IterationMetrics)]
+                metrics = [e for e in events if isinstance(e, METRICS)]
+                others = [e for e in events if not isinstance(e, METRICS)]
                 self.batchReady.emit(EventBatch(self.generation, metrics_to_columns(metrics), others))
         self.done.emit(self.generation)

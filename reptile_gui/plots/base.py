@@ -28,8 +28,10 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QMessageBox,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -52,18 +54,40 @@ class Palette:
     marker: str = "#7b3fa0"           # purple: hyperparameter changes
     truth: str = "#000000"            # black: the true function
     support: str = "#d62728"          # red: the support points
+    policy_loss: str = "#d62728"      # red: the actor's loss (meta-RL)
+    critic_loss: str = "#17becf"      # teal: the critic's loss (meta-RL)
+    agent_loss: str = "#333333"       # near black: their weighted sum (meta-RL)
+    goal: str = "#ffbf00"             # amber: what a meta-RL task's agent should reach
     background: str = "#ffffff"
     foreground: str = "#222222"       # axes, ticks, labels
     grid_alpha: float = 0.15
 
     def color(self, name: str, alpha: float = 1.0) -> QColor:
         """A ``QColor`` for a palette entry with opacity ``alpha`` (0..1)."""
-        color = QColor(getattr(self, name))
-        color.setAlphaF(float(np.clip(alpha, 0.0, 1.0)))
-        return color
+        return translucent(getattr(self, name), alpha)
+
+
+def translucent(color: str, alpha: float) -> QColor:
+    """``color`` (a name or ``#rrggbb``) with opacity ``alpha`` (0..1)."""
+    result = QColor(color)
+    result.setAlphaF(float(np.clip(alpha, 0.0, 1.0)))
+    return result
 
 
 PALETTE = Palette()
+
+BETWEEN_COLORS: tuple[str, ...] = (PALETTE.intermediate, "#17becf", PALETTE.marker, "#bcbd22")
+"""Colours of the adaptation steps between 0 and K, in order."""
+
+
+def step_color(index: int, steps: tuple[int, ...]) -> str:
+    """The colour of adaptation step ``steps[index]``: orange before adaptation (0 steps), blue after the
+    last step, green and then other colours in between (the task view and the rollout view agree)."""
+    if steps[index] == 0:
+        return PALETTE.pre_adaptation
+    if index == len(steps) - 1:
+        return PALETTE.post_adaptation
+    return BETWEEN_COLORS[(index - 1) % len(BETWEEN_COLORS)]
 
 #: Controls the accessibility test checks for an objectName and an accessibleName.
 CONTROL_TYPES = (QAbstractButton, QAbstractSlider, QComboBox, QAbstractSpinBox)
@@ -199,6 +223,18 @@ class StorePlot(QWidget):
             self.placeholder.setVisible(empty)
         if empty:
             self._center_placeholder()
+
+    def add_hint_and_button(self, hint: str, text: str, accessible_name: str, tooltip: str) -> QPushButton:
+        """A grey hint across the control row and a button at its end, named ``<plot_name>_<text, snake
+        case>``; the caller connects the button."""
+        button = QPushButton(text, self)
+        name_control(button, f"{self.plot_name}_{text.lower().replace(' ', '_')}", accessible_name, tooltip)
+        label = QLabel(hint, self)
+        label.setObjectName(f"{self.plot_name}_hint")
+        label.setStyleSheet("color: #555;")
+        self.controls.addWidget(label, 1)
+        self.controls.addWidget(button)
+        return button
 
     def set_axis_label(self, side: str, text: str) -> None:
         """Label an axis; ``text`` carries its unit in brackets, e.g. ``"query loss (MSE)"``."""

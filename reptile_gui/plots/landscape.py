@@ -4,12 +4,18 @@ Draws ``store.landscape`` (a :class:`reptile_engine.landscape.LandscapeSlice`):
 
 * the loss over the plane as an image whose pixel ``(i, j)`` is centred on ``(alphas[j], betas[i])``,
   coloured by log10 of the loss by default (a check box switches to the raw loss), with a colour bar
-  and a few contour lines evenly spaced in log10 of the loss (the same curves in either scale);
+  and a few contour lines evenly spaced in log10 of the loss (the same curves in either scale). A slice
+  with negative values (a meta-RL policy surrogate) has no log scale: it is coloured linearly, with linearly
+  spaced contours, and the check box is disabled until a slice without negative values comes;
 * the meta-trajectory as a polyline fading with age (the oldest eighth faintest) that ends at the
   current meta-parameters ``θ`` at the origin;
 * each task's inner-loop path from ``θ`` as a polyline through its steps with an arrow head at the
   adapted parameters, and on the task plane the two tasks' adapted parameters ``φ_a``, ``φ_b``;
 * under the mouse, the nearest grid cell's ``(α, β, loss)`` in a read-out above the graph.
+
+For a meta-RL run (``landscape.loss`` is ``"policy"`` or ``"critic"``) the surface is a surrogate on a fixed
+batch of transitions, not the return, and every label says so; the loss choice offers only the surrogates
+and the inner-steps control is hidden (the inner loop is ``rl.updates``).
 
 The row of controls above the graph edits the ``landscape`` config section. Edits are coalesced: each
 one restarts a ~200 ms single-shot timer and the plot emits one ``changesRequested({dotted path:
@@ -43,10 +49,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from reptile_engine.config import LandscapeConfig
+from reptile_engine.config import RL_LANDSCAPE_LOSSES, SUPERVISED_LANDSCAPE_LOSSES, LandscapeConfig
 from reptile_gui.plots.base import StorePlot, name_control
 from reptile_gui.store import RunStore
-from reptile_gui.widgets._util import name_internals
+from reptile_gui.widgets._util import blocked, name_internals
 
 __all__ = ["LandscapePlot"]
 
@@ -61,8 +67,37 @@ LOSSES: dict[str, tuple[str, str]] = {
     "mean": ("mean", "Mean query MSE over the held-out tasks"),
     "task": ("one task", "Query MSE of one held-out task"),
     "adapted": ("adapted", "Mean query MSE after adapting from each grid point (the surface Reptile descends)"),
+    "policy": ("policy loss (surrogate, fixed batch)",
+               "The actor's policy loss (PPO's clipped surrogate, A2C's -A log π, TD3's -Q) on one fixed batch of "
+               "θ's transitions on held-out tasks; its slope at θ is the inner loop's first step. Not the return"),
+    "critic": ("critic TD loss (fixed batch)",
+               "The critic's squared TD error against the fixed batch's targets (θ's own returns or target "
+               "networks). Not the return"),
 }
 """Loss kinds (``landscape.loss``): the combo box's text and the item's tool tip."""
+
+LOSS_TIPS: dict[str, str] = {
+    "supervised": "The loss on the plane (query MSE): the mean over held-out tasks, one held-out task, or the "
+                  "mean after adapting from each grid point (the surface Reptile descends)",
+    "rl": "A surrogate on one fixed batch of transitions collected by θ on held-out tasks (the expected return "
+          "has no closed form): the actor's policy loss or the critic's TD loss",
+}
+"""The loss combo box's tool tip for each kind of run."""
+
+VALUE_NAMES: dict[str, str] = {loss: LOSSES[loss][0] for loss in RL_LANDSCAPE_LOSSES}
+"""What the colour bar and the read-out call a surrogate's value; the supervised losses' is ``loss (MSE)``."""
+
+
+def value_name(loss: str) -> str:
+    """The name of a slice's values, with its unit or its caveat: ``loss (MSE)`` or a surrogate's name."""
+    return VALUE_NAMES.get(loss, "loss (MSE)")
+
+
+def has_log_scale(values: np.ndarray) -> bool:
+    """Whether a slice can be coloured by log10: no finite value below zero (an exact zero is the scale's
+    bottom, see ``log_values``)."""
+    values = np.asarray(values, dtype=np.float64)
+    return not bool(np.any(values[np.isfinite(values)] < 0))
 
 SPAN_LADDER: tuple[float, ...] = tuple(m * 10.0 ** e for e in range(-2, 3) for m in (1, 2, 5)
                                        if m * 10.0 ** e <= 100)
@@ -230,6 +265,8 @@ class LandscapePlot(StorePlot):
         self._pending: dict[str, Any] = {}
         self._grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # alphas, betas, values drawn
         self._drawn_rect: QRectF | None = None
+        self._kind = ""
+        self._log_preference = log_scale
         self.hovered: tuple[float, float, float] | None = None
         super().__init__(store, parent)
         self.set_axis_label("bottom", "α (direction 1)")
@@ -339,11 +376,14 @@ class LandscapePlot(StorePlot):
     def _build_controls(self, log_scale: bool) -> None:
         row = self.controls
 
+        self._captions: dict[QWidget, QLabel] = {}
+
         def caption(text: str, buddy: QWidget) -> None:
             label = QLabel(text, self)
             label.setBuddy(buddy)
             row.addWidget(label)
             row.addWidget(buddy)
+            self._captions[buddy] = label
 
         self.plane_combo = QComboBox(self)
         for key, (text, tip) in PLANES.items():
@@ -356,12 +396,8 @@ class LandscapePlot(StorePlot):
         caption("&Plane", self.plane_combo)
 
         self.loss_combo = QComboBox(self)
-        for key, (text, tip) in LOSSES.items():
-            self.loss_combo.addItem(text, key)
-            self.loss_combo.setItemData(self.loss_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
-        name_control(self.loss_combo, "landscape_loss", "Landscape loss",
-                     "The loss on the plane (query MSE): the mean over held-out tasks, one held-out task, or the "
-                     "mean after adapting from each grid point (the surface Reptile descends)")
+        self.loss_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        name_control(self.loss_combo, "landscape_loss", "Landscape loss", LOSS_TIPS["supervised"])
         caption("&Loss", self.loss_combo)
 
         meta = {f.name: f.metadata for f in LandscapeConfig.__dataclass_fields__.values()}
@@ -417,8 +453,7 @@ class LandscapePlot(StorePlot):
         self.readout_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.log_check = QCheckBox("log colour scale", self)
         self.log_check.setChecked(log_scale)
-        name_control(self.log_check, "landscape_log_scale", "Logarithmic colour scale",
-                     "Colour by log10 of the loss (contours stay evenly spaced in log10)")
+        name_control(self.log_check, "landscape_log_scale", "Logarithmic colour scale", self.LOG_TIP)
         info.addWidget(self.readout_label, 1)
         info.addWidget(self.log_check)
         self.layout().insertLayout(1, info)
@@ -435,7 +470,7 @@ class LandscapePlot(StorePlot):
         self.recompute_button.clicked.connect(self._recompute)
         for combo in (self.plane_combo, self.loss_combo):  # their pop-ups' scroll bars, uniquely
             name_internals(combo, combo.objectName(), combo.accessibleName())
-        self.log_check.toggled.connect(self._settings_changed)
+        self.log_check.toggled.connect(self._log_toggled)
 
     # -- config ------------------------------------------------------------------------------------
 
@@ -465,8 +500,12 @@ class LandscapePlot(StorePlot):
 
     def set_config(self, config: Any) -> None:
         """Show ``config`` (an ``ExperimentConfig`` or its ``LandscapeConfig``) in the controls without
-        emitting anything; a control with an edit not yet sent keeps the edit."""
+        emitting anything; a control with an edit not yet sent keeps the edit.
+
+        The loss decides the kind of run (``validate`` keeps them in step): its choices and the steps control.
+        """
         self._config = self._landscape_section(config)
+        self._show_kind("rl" if self._config.loss in RL_LANDSCAPE_LOSSES else "supervised")
         for name, (widget, set_value) in self._controls().items():
             if f"landscape.{name}" in self._pending:
                 continue
@@ -475,6 +514,22 @@ class LandscapePlot(StorePlot):
                 set_value(getattr(self._config, name))
             finally:
                 widget.blockSignals(previous)
+
+    def _show_kind(self, kind: str) -> None:
+        """Offer the loss choices of ``kind``'s runs; hide the inner-steps control for meta-RL."""
+        if kind == self._kind:
+            return
+        self._kind = kind
+        choices = RL_LANDSCAPE_LOSSES if kind == "rl" else SUPERVISED_LANDSCAPE_LOSSES
+        with blocked(self.loss_combo):
+            self.loss_combo.clear()
+            for key, (text, tip) in LOSSES.items():
+                if key in choices:
+                    self.loss_combo.addItem(text, key)
+                    self.loss_combo.setItemData(self.loss_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.loss_combo.setToolTip(LOSS_TIPS[kind])
+        for widget in (self.steps_spin, self._captions[self.steps_spin]):
+            widget.setVisible(kind != "rl")
 
     def has_pending(self) -> bool:
         """Whether edits wait for the debounce timer."""
@@ -506,9 +561,26 @@ class LandscapePlot(StorePlot):
         landscape = self.store.landscape
         return 0 if landscape is None else int(np.size(landscape.values))
 
+    LOG_TIP = "Colour by log10 of the loss (contours stay evenly spaced in log10)"
+    NO_LOG_TIP = "This slice has negative values (a signed surrogate): it is coloured linearly"
+
     @property
     def log_scale(self) -> bool:
+        """Whether the slice on show is coloured by log10 (asked for, and possible for its values)."""
         return self.log_check.isChecked()
+
+    def _log_toggled(self, checked: bool) -> None:
+        if self.log_check.isEnabled():
+            self._log_preference = checked
+        self._settings_changed()
+
+    def _offer_log_scale(self, possible: bool) -> None:
+        """Enable the log check box for a slice that can have a log scale; otherwise clear and disable it,
+        keeping the choice for the next slice that can."""
+        with blocked(self.log_check):
+            self.log_check.setEnabled(possible)
+            self.log_check.setChecked(possible and self._log_preference)
+        self.log_check.setToolTip(self.LOG_TIP if possible else self.NO_LOG_TIP)
 
     def _redraw(self) -> None:
         landscape = self.store.landscape
@@ -523,16 +595,17 @@ class LandscapePlot(StorePlot):
         values = np.asarray(landscape.values, dtype=np.float64)
         self._grid = (alphas, betas, values)
 
-        log_shown = log_values(values)
-        shown = log_shown if self.log_scale else linear_values(values)
+        log_possible = has_log_scale(values)
+        self._offer_log_scale(log_possible)
+        shown = log_values(values) if self.log_scale else linear_values(values)
         levels = value_levels(shown)
         rect = _grid_rect(alphas, betas)
         self.image_item.setImage(shown, autoLevels=False, levels=levels, rect=rect)
         self.image_item.setVisible(True)
         self.color_bar.setLevels(levels)
-        self.color_bar.getAxis("left").setLabel("log10 loss (MSE)" if self.log_scale else "loss (MSE)",
-                                                 color="#222222")
-        self._draw_contours(log_shown, shown)
+        name = value_name(landscape.loss)
+        self.color_bar.getAxis("left").setLabel(f"log10 {name}" if self.log_scale else name, color="#222222")
+        self._draw_contours(values, shown, log_possible)
         self._draw_trajectory(np.asarray(landscape.trajectory, dtype=np.float64).reshape(-1, 2))
         half_width = max(float(np.ptp(alphas)), float(np.ptp(betas))) / 2
         self._draw_paths(np.asarray(landscape.inner_paths, dtype=np.float64), half_width)
@@ -573,21 +646,25 @@ class LandscapePlot(StorePlot):
         """The visible contours' levels in the colour scale shown (log10 of the loss, or the loss).
 
         They are ``CONTOUR_LEVELS`` values evenly spaced in log10 of the loss strictly between its
-        smallest and largest value, so toggling the scale redraws the same curves."""
+        smallest and largest value, so toggling the scale redraws the same curves; for a slice without a
+        log scale (negative values) they are evenly spaced in the values themselves."""
         return np.array([float(c.level) for c in self.contours if c.isVisible()])
 
-    def _draw_contours(self, log_shown: np.ndarray, shown: np.ndarray) -> None:
-        low, high = value_levels(log_shown)
-        finite = np.isfinite(log_shown)
+    def _draw_contours(self, values: np.ndarray, shown: np.ndarray, log_possible: bool) -> None:
+        spacing = log_values(values) if log_possible else shown
+        low, high = value_levels(spacing)
+        finite = np.isfinite(spacing)
         if not finite.any() or high - low < 1e-9:
             for contour in self.contours:
                 contour.setVisible(False)
             return
         levels = np.linspace(low, high, self.CONTOUR_LEVELS + 2)[1:-1]
+        if log_possible and not self.log_scale:
+            levels = 10.0 ** levels
         data = shown.copy()
         data[~np.isfinite(data)] = np.nanmax(np.where(np.isfinite(shown), shown, -np.inf))
         for contour, level in zip(self.contours, levels, strict=True):
-            contour.setData(data, float(level if self.log_scale else 10.0 ** level))
+            contour.setData(data, float(level))
             contour.setVisible(True)
 
     def _draw_trajectory(self, trajectory: np.ndarray) -> None:
@@ -678,6 +755,8 @@ class LandscapePlot(StorePlot):
             paths = np.asarray(landscape.inner_paths)
             steps = paths.shape[1] - 1 if paths.ndim == 3 and paths.shape[1] > 0 else None
             what = f"query loss after {steps} inner steps" if steps else "query loss after adapting"
+        elif loss in VALUE_NAMES:
+            what = VALUE_NAMES[loss]
         else:
             what = f"{loss} loss"
         return f"{plane} · {what} · iteration {landscape.iteration}"
@@ -724,13 +803,18 @@ class LandscapePlot(StorePlot):
         landscape = self.store.landscape if self._grid is not None else None
         if self.hovered is not None:
             a, b, loss = self.hovered
-            text = f"α = {a:.4g}, β = {b:.4g}: loss {loss:.4g} (MSE)"
+            text = f"α = {a:.4g}, β = {b:.4g}: {self._value_text(loss)}"
         elif landscape is not None:
-            text = f"at θ: loss {landscape.center_loss:.4g} (MSE) · hover over the map to read the loss"
+            text = f"at θ: {self._value_text(landscape.center_loss)} · hover over the map to read the loss"
         else:
             text = "Hover over the map to read the loss"
         self.readout_label.setText(text)
         self.plot_widget.setToolTip(text if self.hovered is not None else "")
+
+    def _value_text(self, value: float) -> str:
+        """``loss 0.123 (MSE)`` or ``critic TD loss (fixed batch) 0.123``."""
+        loss = self.store.landscape.loss if self.store.landscape is not None else self._config.loss
+        return f"{VALUE_NAMES[loss]} {value:.4g}" if loss in VALUE_NAMES else f"loss {value:.4g} (MSE)"
 
     # -- export ------------------------------------------------------------------------------------
 

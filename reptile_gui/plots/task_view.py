@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtWidgets import QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QWidget
 
-from reptile_gui.plots.base import PALETTE, StorePlot, name_control
+from reptile_gui.plots.base import PALETTE, StorePlot, step_color
 from reptile_gui.store import RunStore
 
 __all__ = ["TaskViewPlot"]
@@ -77,15 +77,10 @@ class TaskViewPlot(StorePlot):
         self.plot_item.addItem(self.support_scatter)
         self.prediction_curves: list[pg.PlotDataItem] = []
 
-        self.new_task_button = QPushButton("New task", self)
-        name_control(self.new_task_button, "task_view_new_task", "New task",
-                     "Draw another task from the distribution and fit it")
+        self.new_task_button = self.add_hint_and_button(
+            "Click to add a support point · right-click a point to remove it", "New task", "New task",
+            "Draw another task from the distribution and fit it")
         self.new_task_button.clicked.connect(self.newTaskRequested)
-        hint = QLabel("Click to add a support point · right-click a point to remove it", self)
-        hint.setObjectName("task_view_hint")
-        hint.setStyleSheet("color: #555;")
-        self.controls.addWidget(hint, 1)
-        self.controls.addWidget(self.new_task_button)
 
         self.plot_widget.scene().sigMouseClicked.connect(self._on_scene_clicked)
         self._finish_init()
@@ -148,16 +143,6 @@ class TaskViewPlot(StorePlot):
 
     # -- drawing ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _prediction_color(index: int, steps: tuple[int, ...]) -> str:
-        """Orange before adaptation (0 steps), blue after the last step, other colours in between."""
-        if steps[index] == 0:
-            return PALETTE.pre_adaptation
-        if index == len(steps) - 1:
-            return PALETTE.post_adaptation
-        between = (PALETTE.intermediate, "#17becf", PALETTE.marker, "#bcbd22")
-        return between[(index - 1) % len(between)]
-
     def _redraw(self) -> None:
         fit = self.store.task_fit
         if fit is None:
@@ -173,7 +158,7 @@ class TaskViewPlot(StorePlot):
         predictions = np.asarray(fit.predictions) if fit is not None else None
         for i, curve in enumerate(self.prediction_curves):
             if i < len(steps):
-                pen = pg.mkPen(self._prediction_color(i, steps), width=2.0)
+                pen = pg.mkPen(step_color(i, steps), width=2.0)
                 pen.setCosmetic(True)
                 curve.setPen(pen)
                 curve.setData(np.asarray(fit.grid_x), predictions[i].ravel())

@@ -1,8 +1,10 @@
 """The hyperparameter panel, generated from the config's field metadata.
 
 Every live field (``metadata["live"]``) outside ``OWN_CONTROLS`` gets a row, plus the non-live fields in
-``EXTRA_FIELDS``; rows are
-grouped by config section in declaration order. The metadata decides the editor:
+``EXTRA_FIELDS``; rows are grouped by config section in declaration order (the meta-RL agent's section
+right after the supervised inner loop's). Only the rows that matter for the config's kind of run show
+(``applies_to``): a supervised run hides the ``rl`` section, a meta-RL run the model, the inner loop and the
+supervised-only evaluation fields; a section with no row left hides too. The metadata decides the editor:
 
 * ``choices``: a ``QComboBox``;
 * ``log``: a ``LogSlider`` (an integer ``QSlider`` over log10 positions and a scientific spin box
@@ -52,19 +54,20 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
-from reptile_engine.config import ExperimentConfig, describe_range, iter_fields
+from reptile_engine.config import ExperimentConfig, applies_to, describe_range, iter_fields
 from reptile_gui.widgets._util import blocked, change_lines, humanize, name_internals, name_widget
 
 EXTRA_FIELDS: tuple[str, ...] = (
     "model.hidden", "model.depth", "model.activation", "task.support", "task.query", "meta.iterations",
     "meta.optimizer", "evaluation.tasks", "evaluation.steps", "evaluation.lr", "seed",
+    "rl.algorithm", "rl.hidden", "rl.depth", "rl.gamma", "rl.init_log_std",
 )
 """Non-live fields worth exposing: they change between runs (the rows grey out while one runs)."""
 
 UI_MAX: dict[str, float] = {
     "meta.meta_batch": 256, "inner.steps": 100, "inner.batch_size": 100, "meta.iterations": 1_000_000,
     "task.support": 1000, "task.query": 1000, "model.hidden": 1024, "evaluation.tasks": 1000,
-    "evaluation.steps": 200, "evaluation.every": 5000,
+    "evaluation.steps": 200, "evaluation.every": 5000, "rl.updates": 20, "rl.episodes": 100, "rl.hidden": 256,
 }
 """Where a slider's track ends when the config allows far more; typed values may go up to the config max."""
 
@@ -75,7 +78,9 @@ QT_INT_MAX = 2**31 - 1
 DEBOUNCE_MS = 200
 HIGHLIGHT_MS = 1500
 CHANGE_LOG_LIMIT = 200
-SECTION_TITLES: dict[str, str] = {"": "Experiment", "inner": "Inner loop", "meta": "Meta loop"}
+SECTION_TITLES: dict[str, str] = {"": "Experiment", "inner": "Inner loop", "meta": "Meta loop", "rl": "RL agent"}
+SECTION_AFTER: dict[str, str] = {"rl": "inner"}
+"""Sections shown right after another one rather than in declaration order: each kind's inner loop in one place."""
 STOPPED_ONLY = "(stopped only)"
 
 _STYLE = """
@@ -106,10 +111,20 @@ OWN_CONTROLS: tuple[str, ...] = ("landscape.",)
 
 def exposed_fields(config: ExperimentConfig,
                    extra: Iterable[str] = EXTRA_FIELDS) -> list[tuple[str, dataclasses.Field]]:
-    """The fields the panel shows, in declaration order: every live field and those named in ``extra``."""
+    """The fields the panel shows: every live field and those named in ``extra``, in declaration order but
+    for the sections in ``SECTION_AFTER``."""
     extra = set(extra)
-    return [(path, f) for path, _, f in iter_fields(config)
-            if (f.metadata.get("live") or path in extra) and not path.startswith(OWN_CONTROLS)]
+    exposed = [(path, f) for path, _, f in iter_fields(config)
+               if (f.metadata.get("live") or path in extra) and not path.startswith(OWN_CONTROLS)]
+    first_seen: dict[str, int] = {}
+    for index, (path, _) in enumerate(exposed):
+        first_seen.setdefault(path.rpartition(".")[0], index)
+
+    def rank(section: str) -> float:
+        anchor = SECTION_AFTER.get(section)
+        return first_seen[anchor] + 0.5 if anchor in first_seen else first_seen[section]
+
+    return sorted(exposed, key=lambda item: rank(item[0].rpartition(".")[0]))
 
 
 def snap(value: float, digits: int = 3) -> float:
@@ -578,6 +593,8 @@ class HyperparameterPanel(QWidget):
         self._pending: dict[str, Any] = {}
         self._predicate: Callable[[str], bool] | None = None
         self._rows: dict[str, _Row] = {}
+        self._sections: dict[str, QGroupBox] = {}
+        self._kind_of_task: tuple[str, str] | None = None  # (task.name, its kind): kind_of reads entry points
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -658,6 +675,7 @@ class HyperparameterPanel(QWidget):
 
     def _add_section(self, layout: QVBoxLayout, section: str) -> QVBoxLayout:
         box = QGroupBox(self._section_title(section))
+        self._sections[section] = box
         box.setObjectName(f"section_{section or 'experiment'}")
         value = config_value(self._config, section) if section else self._config
         box.setToolTip((type(value).__doc__ or "").strip().splitlines()[0])
@@ -690,7 +708,8 @@ class HyperparameterPanel(QWidget):
         return self._rows[path].editor.value()
 
     def set_config(self, config: ExperimentConfig) -> None:
-        """Show ``config`` in every row without emitting anything (rows with an unsent edit keep it)."""
+        """Show ``config`` in every row without emitting anything (rows with an unsent edit keep it), and
+        only the rows that matter for its kind of run."""
         self._config = config
         support = getattr(getattr(config, "task", None), "support", None)
         for path, row in self._rows.items():
@@ -698,6 +717,26 @@ class HyperparameterPanel(QWidget):
                 row.editor.set_limit(support)  # validate() demands inner.batch_size <= task.support
             if path not in self._pending:
                 row.editor.set_value(config_value(config, path))
+        self._show_kind(self.kind)
+
+    @property
+    def kind(self) -> str:
+        """The kind of run (``"supervised"`` or ``"rl"``) of the config on show."""
+        name = self._config.task.name
+        if self._kind_of_task is None or self._kind_of_task[0] != name:
+            self._kind_of_task = (name, self._config.kind)
+        return self._kind_of_task[1]
+
+    def _show_kind(self, kind: str) -> None:
+        for path, row in self._rows.items():
+            row.setHidden(not applies_to(path, kind))
+        for section, box in self._sections.items():
+            rows = [row for path, row in self._rows.items() if path.rpartition(".")[0] == section]
+            box.setHidden(all(row.isHidden() for row in rows))
+
+    def shown_paths(self) -> list[str]:
+        """The paths of the rows shown for the config's kind of run, in display order."""
+        return [path for path, row in self._rows.items() if not row.isHidden()]
 
     def set_editability(self, predicate: Callable[[str], bool] | None = None) -> None:
         """Enable the rows ``predicate(path)`` allows and grey out the rest with the reason.

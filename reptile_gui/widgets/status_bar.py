@@ -1,4 +1,5 @@
-"""The status bar: run state, iteration, speed, elapsed time, device and the last applied change."""
+"""The status bar: run state, iteration, speed (and a meta-RL run's environment steps per second), elapsed
+time, device and the last applied change."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ class RunStatusBar(QStatusBar):
     """Permanent fields on the right; ``showMessage`` still works on the left for transient messages.
 
     ``update_from(store, state, device)`` reads the store's latest ``iteration``,
-    ``iterations_per_second`` and ``elapsed``; ``show_change(event)`` shows a ``ConfigChanged``.
+    ``iterations_per_second``, ``env_steps_per_second`` (shown only for a meta-RL run) and ``elapsed``;
+    ``show_change(event)`` shows a ``ConfigChanged``.
     """
 
     def __init__(self, parent: QWidget | None = None):
@@ -41,10 +43,12 @@ class RunStatusBar(QStatusBar):
         self.setObjectName("runStatusBar")
         self.setAccessibleName("Run status")
         self.fields: dict[str, QLabel] = {}
+        self._separators: dict[str, QFrame] = {}
         specs = (
             ("state", "State", "The run state", "paused"),
             ("iteration", "Iteration", "Meta-iterations done", "1,000,000"),
             ("rate", "it/s", "Meta-iterations per second (recent average)", "10,000"),
+            ("env_rate", "env steps/s", "Environment steps per second in the last meta-iteration", "1,000,000"),
             ("elapsed", "Elapsed", "Training time (h:mm:ss)", "100:00:00"),
             ("device", "Device", "Where the trainer runs", "cuda:0"),
             ("change", "Last change", "The last hyperparameter change the trainer applied", ""),
@@ -57,6 +61,7 @@ class RunStatusBar(QStatusBar):
                 separator.setFrameShape(QFrame.Shape.VLine)
                 separator.setFrameShadow(QFrame.Shadow.Sunken)
                 self.addPermanentWidget(separator)
+                self._separators[key] = separator
             label = QLabel(self)
             name_widget(label, f"status_{key}", caption, tip)
             label.setTextFormat(Qt.TextFormat.PlainText)
@@ -74,7 +79,7 @@ class RunStatusBar(QStatusBar):
         caption = self._captions[key]
         if key == "change":
             return value
-        return f"{value} {caption}" if key == "rate" else f"{caption}: {value}"
+        return f"{value} {caption}" if key in ("rate", "env_rate") else f"{caption}: {value}"
 
     def _set(self, key: str, value: str) -> None:
         label = self.fields[key]
@@ -98,6 +103,11 @@ class RunStatusBar(QStatusBar):
         self._set("state", state)
         self._set("iteration", EMPTY if iteration is None else f"{int(iteration):,}")
         self._set("rate", format_rate(latest("iterations_per_second")))
+        env_rate = latest("env_steps_per_second")
+        for widget in (self.fields["env_rate"], self._separators["env_rate"]):
+            if widget.isHidden() != (env_rate is None):
+                widget.setHidden(env_rate is None)
+        self._set("env_rate", format_rate(env_rate))
         self._set("elapsed", format_elapsed(latest("elapsed")))
         self._set("device", str(device))
 

@@ -1,4 +1,5 @@
-"""Task and preset picker: tasks come from the registry (plugins included), presets from ``PRESETS``."""
+"""Task and preset picker: tasks come from the catalog (supervised task distributions and meta-RL families,
+plugins included), presets from ``PRESETS``."""
 
 from __future__ import annotations
 
@@ -8,20 +9,24 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QWidget
 
+from reptile_engine import catalog
 from reptile_engine.presets import PRESETS
-from reptile_engine.tasks import registry
 from reptile_gui.widgets._util import blocked, format_value, name_internals, name_widget
 
 LOCKED = "Locked while a run is in progress: stop the run (or reset) to change it."
+TASK_TIP = ("The task distribution or meta-RL family to meta-train on (installed plugins appear here too); "
+            "a task of the other kind loads that kind's preset with it")
+PRESET_TIP = "Load a named starting point: the default config with a few changes"
 
 
 def _task_tooltip(name: str) -> str:
+    what = "Meta-RL family" if catalog.kind_of(name) == "rl" else "Task distribution"
     try:
-        factory = registry.resolve(name)
+        factory = catalog.resolve(name)
     except Exception:  # a broken plugin must not break the picker
-        return f"Task distribution {name!r}"
+        return f"{what} {name!r}"
     doc = (getattr(factory, "__doc__", None) or "").strip()
-    return f"{name}: {doc.splitlines()[0]}" if doc else f"Task distribution {name!r}"
+    return f"{what} {name}: {doc.splitlines()[0]}" if doc else f"{what} {name!r}"
 
 
 def _preset_tooltip(name: str, changes: Mapping[str, Any]) -> str:
@@ -30,16 +35,16 @@ def _preset_tooltip(name: str, changes: Mapping[str, Any]) -> str:
 
 
 class TaskPicker(QWidget):
-    """Two combo boxes: the task distribution and a preset.
+    """Two combo boxes: the task (a supervised task distribution or a meta-RL family) and a preset.
 
     Signals: ``taskChosen(str)`` and ``presetChosen(str)``, emitted on user choices only.
-    ``tasks`` defaults to ``registry.available`` (called again by ``refresh()``), ``presets`` to ``PRESETS``.
+    ``tasks`` defaults to ``catalog.available`` (called again by ``refresh()``), ``presets`` to ``PRESETS``.
     """
 
     taskChosen = Signal(str)
     presetChosen = Signal(str)
 
-    def __init__(self, tasks: Callable[[], Iterable[str]] = registry.available,
+    def __init__(self, tasks: Callable[[], Iterable[str]] = catalog.available,
                  presets: Mapping[str, Mapping[str, Any]] | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("taskPicker")
@@ -48,12 +53,10 @@ class TaskPicker(QWidget):
         self._presets = PRESETS if presets is None else presets
 
         self.task_combo = QComboBox(self)
-        name_widget(self.task_combo, "taskCombo", "Task distribution",
-                    "The task distribution to meta-train on (installed plugins appear here too)")
+        name_widget(self.task_combo, "taskCombo", "Task distribution", TASK_TIP)
         self.task_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.preset_combo = QComboBox(self)
-        name_widget(self.preset_combo, "presetCombo", "Preset",
-                    "Load a named starting point: the default config with a few changes")
+        name_widget(self.preset_combo, "presetCombo", "Preset", PRESET_TIP)
         self.preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.preset_combo.setPlaceholderText("choose…")
         for name, changes in self._presets.items():
@@ -92,7 +95,7 @@ class TaskPicker(QWidget):
         return [self.preset_combo.itemText(i) for i in range(self.preset_combo.count())]
 
     def refresh(self) -> None:
-        """Re-read the task registry (e.g. after installing a plugin), keeping the current choice."""
+        """Re-read the task catalog (e.g. after installing a plugin), keeping the current choice."""
         current = self.task_combo.currentText()
         with blocked(self.task_combo):
             self.task_combo.clear()
@@ -120,7 +123,6 @@ class TaskPicker(QWidget):
 
     def set_enabled_for_state(self, editable: bool) -> None:
         """Task and preset change the model or non-live fields, so they are editable only between runs."""
-        for combo, tip in ((self.task_combo, "The task distribution to meta-train on"),
-                           (self.preset_combo, "Load a named starting point")):
+        for combo, tip in ((self.task_combo, TASK_TIP), (self.preset_combo, PRESET_TIP)):
             combo.setEnabled(editable)
             combo.setToolTip(tip if editable else f"{tip}\n{LOCKED}")

@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 import shiboken6
-from gui_testlib import PlotKeeper, make_filled_store
+from gui_testlib import PlotKeeper, make_filled_rl_store, make_filled_store
 from PySide6.QtCore import QThread
 
 from reptile_gui.store import RunStore
@@ -60,6 +60,12 @@ def no_leaked_threads(monkeypatch):
 def filled_store() -> RunStore:
     """A store with synthetic history, adaptation curves, markers and a task fit."""
     return make_filled_store()
+
+
+@pytest.fixture
+def filled_rl_store() -> RunStore:
+    """A meta-RL store with synthetic history, return curves, a marker and rollouts."""
+    return make_filled_rl_store()
 
 
 @pytest.fixture

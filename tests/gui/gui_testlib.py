@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reptile_engine.events import AdaptationCurve, TaskFit
+from reptile_engine.events import AdaptationCurve, Rollouts, TaskFit
 from reptile_gui.store import ChangeMarker, RunStore
 
 
@@ -57,6 +57,92 @@ def make_filled_store() -> RunStore:
     return store
 
 
+TINY_RL_CHANGES = {"meta.meta_batch": 2, "rl.episodes": 2, "rl.updates": 1, "rl.hidden": 8, "evaluation.tasks": 2,
+                   "evaluation.steps": 1, "landscape.every": 0, "landscape.resolution": 11,
+                   "meta.iterations": 1_000_000}
+"""Changes to the ``meta-rl`` preset for a meta-RL run that trains many iterations a second."""
+
+
+def synthetic_rl_metrics(n: int, seed: int = 0, start: int = 1) -> dict[str, np.ndarray]:
+    """``n`` meta-RL iterations as ``RunStore.extend_metrics`` takes them: a signed policy loss around zero,
+    a falling critic loss, and negative returns that rise, those after adaptation above those before."""
+    rng = np.random.default_rng(seed)
+    iteration = np.arange(start, start + n, dtype=np.float64)
+    progress = 1.0 - np.exp(-iteration / max(1.0, n / 3))
+    policy = rng.normal(0.0, 0.02, n) - 0.01
+    critic = (5.0 * (1.0 - progress) + 0.2) * np.exp(rng.normal(0.0, 0.2, n))
+    entropy = 1.5 - 0.5 * progress
+    return {
+        "iteration": iteration,
+        "policy_loss": policy,
+        "critic_loss": critic,
+        "agent_loss": policy + 0.5 * critic,
+        "entropy": entropy,
+        "return_before": -40.0 + 15.0 * progress + rng.normal(0.0, 2.0, n),
+        "return_after": -35.0 + 25.0 * progress + rng.normal(0.0, 2.0, n),
+        "meta_lr": np.full(n, 0.1),
+        "inner_lr": np.full(n, 0.01),
+        "meta_batch": np.full(n, 20.0),
+        "inner_updates": np.full(n, 3.0),
+        "env_steps_per_second": np.full(n, 12_345.0),
+        "iterations_per_second": np.full(n, 2.5),
+        "elapsed": (start - 1 + np.arange(1, n + 1)) * 0.4,
+    }
+
+
+def synthetic_return_curve(iteration: int, quality: float, k: int = 3) -> AdaptationCurve:
+    """Mean held-out return after 0..k updates; smaller ``quality`` means a better meta-initialisation."""
+    steps = np.arange(k + 1)
+    return AdaptationCurve(iteration, steps, -10.0 - 30.0 * quality * np.exp(-steps / 2.0),
+                           -45.0 + 2.0 * steps, quantity="return")
+
+
+def synthetic_rollouts(updates: tuple[int, ...] = (0, 1, 3), episodes: int = 3, *,
+                       target: str = "point") -> Rollouts:
+    """Episodes that head for the goal the better the more updates: a path in the plane (``target="point"``,
+    point-nav-2d) or a position over time reaching a level (``"level"``, mountain car)."""
+    rng = np.random.default_rng(7)
+    steps = 60
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    traces, returns = [], []
+    if target == "point":
+        goal = np.array([0.3, -0.2])
+        for i, _ in enumerate(updates):
+            reach = (i + 1) / len(updates)
+            episodes_of = tuple(t * goal * reach + 0.02 * rng.normal(size=(steps, 2)).cumsum(0) / steps
+                                for _ in range(episodes))
+            traces.append(episodes_of)
+            returns.append([-np.sum(np.linalg.norm(path - goal, axis=1)) for path in episodes_of])
+        labels, aim = ("x", "y"), ("point", (float(goal[0]), float(goal[1])))
+        task = {"goal": goal.tolist()}
+    else:
+        level = 0.45
+        for i, _ in enumerate(updates):
+            reach = (i + 1) / len(updates)
+            episodes_of = tuple(np.column_stack([np.arange(steps), -0.5 + (level + 0.5) * reach * t[:, 0]
+                                                 + 0.01 * rng.normal(size=steps)]) for _ in range(episodes))
+            traces.append(episodes_of)
+            returns.append([float(-steps + 50 * reach)] * episodes)
+        labels, aim = ("step", "position"), ("level", (level,))
+        task = {"goal_position": level, "gravity": 0.0025}
+    mean_traces = tuple(np.asarray(episodes[0]) * 0.9 for episodes in traces)  # noiseless stand-ins
+    return Rollouts(1, 120, "point-nav-2d" if target == "point" else "mountaincar-goal-gravity", updates, task,
+                    tuple(traces), np.array(returns), labels, aim, mean_traces,
+                    np.array(returns).max(axis=1) + 1.0)
+
+
+def make_filled_rl_store() -> RunStore:
+    """A meta-RL run: 120 iterations, a change at 60, 3 return curves and rollouts of a navigation task."""
+    store = RunStore("rl")
+    store.extend_metrics(synthetic_rl_metrics(120))
+    store.markers.append(ChangeMarker(60, 24.0, "rl.lr: 0.01 → 0.005"))
+    store.markers_version += 1
+    for i, quality in enumerate((1.0, 0.5, 0.2)):
+        store.add_curve(synthetic_return_curve(i * 50, quality))
+    store.set_rollouts(synthetic_rollouts())
+    return store
+
+
 class PlotKeeper:
     """Makes plots for a test, holds them, and tears them down deterministically at the end.
 
@@ -99,7 +185,8 @@ def synthetic_landscape(resolution: int = 41, span: float = 1.0, *, kind: str = 
 
     ``surface="bowl"``: ``values = 1 + a^2 + 3 b^2`` (``values[i, j]`` at ``a = alphas[j]``,
     ``b = betas[i]``). ``surface="valley"``: a curved valley over several decades of loss, bending
-    through the origin, the kind of picture a real slice gives.
+    through the origin, the kind of picture a real slice gives. ``surface="signed"``: ``0.1 a - 0.05 +
+    0.2 b^2``, negative and positive like a meta-RL policy surrogate (use ``loss="policy"``).
     """
     from reptile_engine.landscape import LandscapeSlice, grid_axes
 
@@ -109,6 +196,8 @@ def synthetic_landscape(resolution: int = 41, span: float = 1.0, *, kind: str = 
         values = 1.0 + (a * span) ** 2 + 3.0 * (b * span) ** 2
     elif surface == "valley":
         values = 0.02 + 30.0 * (b - 0.9 * a ** 2 + 0.25 * a) ** 2 + 0.6 * (a - 0.35) ** 2
+    elif surface == "signed":
+        values = 0.1 * a * span - 0.05 + 0.2 * (b * span) ** 2
     else:
         raise ValueError(f"unknown surface {surface!r}")
     t = np.linspace(0.0, 1.0, trajectory_points)

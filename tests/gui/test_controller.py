@@ -7,9 +7,11 @@ import zipfile
 
 import numpy as np
 import pytest
+from gui_testlib import TINY_RL_CHANGES
 
 from reptile_engine.config import ConfigError
 from reptile_engine.presets import preset
+from reptile_gui import session
 from reptile_gui.controller import ACTIONS, TrainingController
 
 SPAWN_TIMEOUT = 60_000
@@ -153,7 +155,7 @@ def test_corrupt_session_is_refused_and_nothing_is_lost(qtbot, controller, tmp_p
         for item in src.namelist():
             data = src.read(item)
             if item == "session.json":
-                data = data.replace(b'"version": 1', b'"version": 99')
+                data = data.replace(f'"version": {session.VERSION}'.encode(), b'"version": 99')
             dst.writestr(item, data)
     with qtbot.waitSignal(controller.failed, timeout=5_000) as blocker:
         controller.load_session(future)
@@ -207,3 +209,57 @@ def test_engine_error_is_reported_with_traceback_and_reset_recovers(qtbot, small
         wait_state(qtbot, ctrl, "ready")
         ctrl.start()
         wait_iterations(qtbot, ctrl, 5)
+
+
+# -- meta-RL ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def rl_controller(qtbot):
+    with opened(qtbot, preset("meta-rl").with_updates(TINY_RL_CHANGES)) as ctrl:
+        yield ctrl
+
+
+def test_meta_rl_run_reports_metrics_and_rollouts_and_stops(qtbot, rl_controller):
+    ctrl = rl_controller
+    assert ctrl.store.kind == "rl"
+    qtbot.waitUntil(lambda: ctrl.store.rollouts is not None, timeout=SPAWN_TIMEOUT)
+    first = ctrl.store.rollouts
+    assert first.updates == (0, 1) and first.family == "point-nav-2d" and first.target[0] == "point"
+    assert first.returns.shape[0] == 2 and all(trace.shape[1] == 2 for trace in first.traces[0])
+    ctrl.start()
+    wait_iterations(qtbot, ctrl, 4)
+    iterations = ctrl.store.column("iteration")
+    np.testing.assert_array_equal(iterations, np.arange(1, len(iterations) + 1))
+    for name in ("policy_loss", "critic_loss", "agent_loss", "return_before", "return_after"):
+        assert np.all(np.isfinite(ctrl.store.column(name))), name
+    assert np.all(ctrl.store.column("inner_updates") == 1)
+    assert len(ctrl.store.column("loss_after")) == 0
+    qtbot.waitUntil(lambda: ctrl.store.latest_curve is not None, timeout=SPAWN_TIMEOUT)
+    assert ctrl.store.latest_curve.quantity == "return"
+
+    version = ctrl.store.rollouts_version
+    ctrl.fit_task(seed=7)
+    qtbot.waitUntil(lambda: ctrl.store.rollouts_version > version
+                    and ctrl.store.rollouts.task != first.task, timeout=SPAWN_TIMEOUT)
+    ctrl.stop()
+    wait_state(qtbot, ctrl, "stopped")
+
+
+def test_meta_rl_session_round_trip(qtbot, rl_controller, tmp_path):
+    path = tmp_path / "rl.reptile"
+    qtbot.waitUntil(lambda: rl_controller.store.rollouts is not None, timeout=SPAWN_TIMEOUT)
+    paused_with_session(qtbot, rl_controller, path, 3)
+    store = rl_controller.store
+    other = TrainingController(preset("default"))
+    try:
+        with qtbot.waitSignal(other.stateChanged, timeout=SPAWN_TIMEOUT, check_params_cb=lambda s: s == "paused"):
+            other.load_session(path)
+        assert other.store.kind == "rl" and other.config == rl_controller.config
+        for name in ("iteration", "policy_loss", "return_after", "env_steps_per_second"):
+            np.testing.assert_array_equal(other.store.column(name), store.column(name))
+        assert other.store.rollouts.family == "point-nav-2d" and other.store.rollouts.updates == (0, 1)
+        other.step()
+        wait_iterations(qtbot, other, len(store) + 1)
+        assert other.store.latest("iteration") == store.column("iteration")[-1] + 1
+    finally:
+        other.shutdown()

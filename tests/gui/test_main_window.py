@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import os
 import subprocess
 import sys
 import textwrap
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
 import shiboken6
+from gui_testlib import TINY_RL_CHANGES
 from PySide6.QtWidgets import QAbstractButton, QAbstractSlider, QAbstractSpinBox, QComboBox, QLineEdit
 
 from reptile_engine.presets import preset
-from reptile_gui.main_window import MainWindow
+from reptile_gui.main_window import KIND_PLOTS, MainWindow
+from reptile_gui.store import RL_METRIC_COLUMNS
 
 TIMEOUT = 60_000
 
 
-@pytest.fixture
-def window(qtbot):
-    config = preset("quick").with_updates({"model.hidden": 16, "meta.iterations": 1_000_000, "evaluation.tasks": 8,
-                                           "evaluation.steps": 5, "evaluation.every": 20})
+@contextlib.contextmanager
+def opened_window(qtbot, config):
+    """A shown window whose trainer is ready; closed (and deleted) on exit."""
     win = MainWindow(config)
     win.show()
     try:
@@ -32,6 +36,14 @@ def window(qtbot):
         if shiboken6.isValid(win):
             with qtbot.waitSignal(win.destroyed, timeout=TIMEOUT):
                 win.close()
+
+
+@pytest.fixture
+def window(qtbot):
+    config = preset("quick").with_updates({"model.hidden": 16, "meta.iterations": 1_000_000, "evaluation.tasks": 8,
+                                           "evaluation.steps": 5, "evaluation.every": 20})
+    with opened_window(qtbot, config) as win:
+        yield win
 
 
 def test_slider_change_reaches_the_engine_once_and_is_echoed(qtbot, window):
@@ -78,8 +90,10 @@ def test_export_all_and_unwritable_export(qtbot, window, tmp_path):
     qtbot.wait(100)
     assert window.export_all(tmp_path / "all")
     names = {p.name for p in (tmp_path / "all").iterdir()}
-    for plot in window.plots:
+    assert set(window.active_plots()) == {"adaptation_curve", "task_view", "training_curve", "landscape"}
+    for plot in window.active_plots():
         assert {f"{plot}.png", f"{plot}.svg", f"{plot}.csv"} <= names
+    assert not {"rollouts.png", "returns.png", "rl_losses.png"} & names, "only the plots of the run's kind"
     assert {"config.toml", "metrics.csv"} <= names
     lines = (tmp_path / "all" / "metrics.csv").read_text().splitlines()
     assert len(lines) == len(window.store) + 1
@@ -154,3 +168,102 @@ def test_closing_mid_training_exits_cleanly_twenty_times(tmp_path):
         codes.append(result.returncode)
         assert result.returncode == 0, f"run {run}: exit {result.returncode}\n{result.stderr[-2000:]}"
     assert codes == [0] * 20
+
+
+# -- meta-RL ---------------------------------------------------------------------------------------
+
+def shown_plots(window) -> set[str]:
+    return {name for name, plot in window.plots.items() if plot.isVisibleTo(window)}
+
+
+def export_menu_titles(window) -> set[str]:
+    return {action.text().rstrip("…") for action in window._export_actions.values() if action.isVisible()}
+
+
+@pytest.fixture
+def rl_window(qtbot):
+    with opened_window(qtbot, preset("meta-rl").with_updates(TINY_RL_CHANGES)) as win:
+        yield win
+
+
+def test_picking_a_meta_rl_family_shows_the_rl_panels_and_back(qtbot, window):
+    assert shown_plots(window) == set(KIND_PLOTS["supervised"])
+    assert export_menu_titles(window) == {"Adaptation curve", "Task view", "Training curve", "Loss landscape"}
+    assert not any(window.panel.row(p).isVisibleTo(window) for p in window.panel.paths() if p.startswith("rl."))
+    combo = window.picker.task_combo
+    combo.activated.emit(combo.findText("point-nav-2d"))
+    config = window.controller.config
+    assert config.kind == "rl" and config.task.name == "point-nav-2d"
+    meta_rl = preset("meta-rl")
+    assert (config.meta.meta_batch, config.landscape.loss) == (meta_rl.meta.meta_batch, "policy"), \
+        "the meta-RL preset came with the family"
+    assert window.picker.preset_combo.currentText() == "meta-rl"
+    assert window.kind == "rl" and shown_plots(window) == set(KIND_PLOTS["rl"])
+    assert export_menu_titles(window) == {"Adaptation curve", "Rollouts", "Returns", "RL losses", "Loss landscape"}
+    assert window.panel.row("rl.updates").isVisibleTo(window) and not window.panel.row("inner.lr").isVisibleTo(window)
+    landscape = window.plots["landscape"]
+    assert [landscape.loss_combo.itemData(i) for i in range(landscape.loss_combo.count())] == ["policy", "critic"]
+    qtbot.waitUntil(lambda: window.controller.state == "ready" and window.store.kind == "rl", timeout=TIMEOUT)
+
+    combo.activated.emit(combo.findText("sine"))
+    assert window.controller.config.kind == "supervised" and window.controller.config.landscape.loss == "mean"
+    assert shown_plots(window) == set(KIND_PLOTS["supervised"])
+    assert window.panel.row("inner.lr").isVisibleTo(window)
+    qtbot.waitUntil(lambda: window.controller.state == "ready" and window.store.kind == "supervised", timeout=TIMEOUT)
+
+
+def test_meta_rl_window_trains_and_draws(qtbot, rl_window):
+    window = rl_window
+    assert shown_plots(window) == set(KIND_PLOTS["rl"])
+    window.controller.start()
+    qtbot.waitUntil(lambda: len(window.store) >= 5 and window.store.rollouts is not None
+                    and window.store.landscape is not None, timeout=TIMEOUT)
+    window.controller.pause()
+    qtbot.waitUntil(lambda: window.controller.state == "paused", timeout=TIMEOUT)
+    for plot in window.active_plots().values():
+        plot.refresh(force=True)
+    returns = window.plots["returns"]
+    np.testing.assert_array_equal(returns.curves["return_after"].getOriginalDataset()[0],
+                                  window.store.column("iteration"))
+    losses = window.plots["rl_losses"]
+    assert len(losses.curves["critic_loss"].getOriginalDataset()[1]) == len(window.store)
+    rollouts = window.plots["rollouts"]
+    assert sum(curve.isVisible() for curve in rollouts.trace_curves) == sum(
+        len(episodes) for episodes in window.store.rollouts.traces)
+    landscape = window.plots["landscape"]
+    assert "MSE" not in landscape.color_bar.getAxis("left").labelText
+    assert landscape.steps_spin.isHidden()
+    status = window.status.text_of("env_rate")
+    assert status.endswith("env steps/s") and not window.status.fields["env_rate"].isHidden()
+
+    version = window.store.rollouts_version
+    task = window.store.rollouts.task
+    rollouts.new_task_button.click()
+    qtbot.waitUntil(lambda: window.store.rollouts_version > version, timeout=TIMEOUT)
+    assert window.store.rollouts.task != task
+
+
+def test_meta_rl_export_all(qtbot, rl_window, tmp_path):
+    window = rl_window
+    window.controller.start()
+    qtbot.waitUntil(lambda: len(window.store) >= 5 and window.store.rollouts is not None
+                    and window.store.latest_curve is not None, timeout=TIMEOUT)
+    window.controller.pause()
+    qtbot.waitUntil(lambda: window.controller.state == "paused", timeout=TIMEOUT)
+    assert window.export_all(tmp_path / "rl")
+    names = {p.name for p in (tmp_path / "rl").iterdir()}
+    for plot in KIND_PLOTS["rl"]:
+        for suffix in ("png", "svg", "csv"):
+            assert f"{plot}.{suffix}" in names
+            assert (tmp_path / "rl" / f"{plot}.{suffix}").stat().st_size > 0
+        ET.parse(tmp_path / "rl" / f"{plot}.svg")
+    assert not {"training_curve.png", "task_view.png"} & names
+    with open(tmp_path / "rl" / "metrics.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert tuple(rows[0]) == RL_METRIC_COLUMNS
+    assert len(rows) == len(window.store) + 1
+    np.testing.assert_array_equal([float(r[rows[0].index("return_after")]) for r in rows[1:]],
+                                  window.store.column("return_after"))
+    with open(tmp_path / "rl" / "returns.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    assert header[:4] == ["iteration", "elapsed", "return_before", "return_after"]

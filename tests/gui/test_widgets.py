@@ -8,6 +8,7 @@ from functools import partial
 from types import SimpleNamespace
 
 import pytest
+from gui_testlib import synthetic_rl_metrics
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import (
@@ -23,8 +24,10 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
-from reptile_engine.config import ConfigError, ExperimentConfig, field_info, live_fields
+from reptile_engine import catalog
+from reptile_engine.config import ConfigError, ExperimentConfig, applies_to, field_info, live_fields
 from reptile_engine.events import ConfigChanged, IterationMetrics
+from reptile_engine.presets import PRESETS, preset
 from reptile_gui.controller import ACTIONS, TrainingController
 from reptile_gui.store import RunStore, metrics_to_columns
 from reptile_gui.widgets import HyperparameterPanel, LogSlider, RunControls, RunStatusBar, TaskPicker
@@ -84,7 +87,41 @@ def test_rows_are_generated_from_the_metadata(panel):
         assert panel.value(path) == hp.config_value(panel.config, path)
     sections = {box.title() for box in panel.findChildren(QWidget) if box.objectName().startswith("section_")}
     assert {"Inner loop", "Meta loop", "Meta schedule", "Inner schedule", "Evaluation", "Model", "Task",
-            "Experiment"} == sections
+            "Experiment", "RL agent"} == sections
+
+
+def section_box(panel, section):
+    return panel.findChild(QWidget, f"section_{section}")
+
+
+def test_rows_show_only_for_their_kind_of_run(qtbot, panel):
+    rl_rows = [path for path in panel.paths() if path.startswith("rl.")]
+    assert {"rl.updates", "rl.episodes", "rl.lr", "rl.critic_lr", "rl.entropy_coef", "rl.algorithm", "rl.hidden",
+            "rl.depth", "rl.gamma", "rl.init_log_std"} <= set(rl_rows)
+    assert panel.kind == "supervised"
+    assert all(panel.row(path).isHidden() for path in rl_rows)
+    assert section_box(panel, "rl").isHidden() and not section_box(panel, "inner").isHidden()
+    assert set(panel.shown_paths()) == {p for p in panel.paths() if applies_to(p, "supervised")}
+
+    panel.set_config(preset("meta-rl"))
+    assert panel.kind == "rl"
+    assert not any(panel.row(path).isHidden() for path in rl_rows)
+    for hidden in ("inner.lr", "inner.steps", "model.hidden", "task.support", "evaluation.lr"):
+        assert panel.row(hidden).isHidden(), hidden
+    for shared in ("meta.meta_batch", "meta.lr", "meta.iterations", "evaluation.tasks", "evaluation.steps", "seed"):
+        assert not panel.row(shared).isHidden(), shared
+    assert section_box(panel, "inner").isHidden() and section_box(panel, "model").isHidden()
+    assert section_box(panel, "task").isHidden() and not section_box(panel, "rl").isHidden()
+    assert set(panel.shown_paths()) == {p for p in panel.paths() if applies_to(p, "rl")}
+    assert panel.value("rl.updates") == preset("meta-rl").rl.updates
+    order = [path.rpartition(".")[0] for path in panel.paths()]
+    assert order.index("rl") == max(i for i, section in enumerate(order) if section == "inner") + 1, \
+        "the agent's section takes the inner loop's place"
+    assert panel.editor("rl.updates").maximum() == hp.UI_MAX["rl.updates"]
+    assert panel.editor("rl.episodes").maximum() == hp.UI_MAX["rl.episodes"]
+
+    panel.set_config(ExperimentConfig())
+    assert all(panel.row(path).isHidden() for path in rl_rows) and not panel.row("inner.lr").isHidden()
 
 
 def test_more_fields_come_from_metadata_alone(qtbot):
@@ -344,11 +381,14 @@ def test_shortcuts_work_window_wide(qtbot):
 
 # -- task picker -----------------------------------------------------------------------------------
 
-def test_task_picker_lists_registry_tasks_and_presets(qtbot):
+def test_task_picker_lists_supervised_tasks_rl_families_and_presets(qtbot):
     picker = TaskPicker()
     qtbot.addWidget(picker)
-    assert "sine" in picker.tasks()
-    assert picker.presets() == ["default", "paper", "quick"]
+    assert picker.tasks() == catalog.available()
+    assert "sine" in picker.tasks() and "point-nav-2d" in picker.tasks()
+    tips = {name: picker.task_combo.itemData(i, Qt.ItemDataRole.ToolTipRole) for i, name in enumerate(picker.tasks())}
+    assert tips["sine"].startswith("Task distribution") and tips["point-nav-2d"].startswith("Meta-RL family")
+    assert picker.presets() == list(PRESETS) and "meta-rl" in picker.presets()
     with qtbot.waitSignal(picker.taskChosen, timeout=1000) as blocker:
         picker.task_combo.activated.emit(picker.task_combo.findText("sine"))
     assert blocker.args == ["sine"]
@@ -398,6 +438,18 @@ def test_status_bar_shows_iteration_rate_and_elapsed(qtbot):
     assert bar.text_of("rate") == "41.0 it/s"
     bar.show_change(ConfigChanged(iteration=120, changes={"inner.lr": (0.02, 0.01)}, config=ExperimentConfig()))
     assert bar.text_of("change") == "iteration 120: inner.lr 0.02 → 0.01"
+    assert bar.fields["env_rate"].isHidden(), "a supervised run steps no environment"
+
+
+def test_status_bar_shows_environment_steps_of_a_meta_rl_run(qtbot):
+    bar = RunStatusBar()
+    qtbot.addWidget(bar)
+    store = RunStore("rl")
+    store.extend_metrics(synthetic_rl_metrics(5))
+    bar.update_from(store, "running", "cpu")
+    assert not bar.fields["env_rate"].isHidden()
+    assert bar.text_of("env_rate") == f"{store.latest('env_steps_per_second'):,.0f} env steps/s"
+    assert bar.text_of("iteration") == "Iteration: 5"
 
 
 # -- names and looks -------------------------------------------------------------------------------
