@@ -180,11 +180,11 @@ class RLConfig:
                           "or auto.", choices=("auto", "native", "vector"))
     gradient_steps: int = _field(64, "TD3: gradient steps per inner update.", min=1, max=10_000)
     batch_size: int = _field(128, "TD3: transitions per task in each gradient step.", min=1, max=100_000)
-    tau: float = _field(0.05, "TD3: Polyak rate of the target networks.", min=0.0, max=1.0)
+    tau: float = _field(0.05, "TD3: Polyak rate of the target networks.", min=1e-4, max=1.0)
     policy_noise: float = _field(0.2, "TD3: target policy smoothing noise (action units).", min=0.0, max=10.0)
     noise_clip: float = _field(0.5, "TD3: clip of the target policy noise.", min=0.0, max=10.0)
     policy_delay: int = _field(2, "TD3: critic steps per actor step.", min=1, max=100)
-    exploration_noise: float = _field(0.1, "TD3: Gaussian exploration noise while collecting.", min=0.0, max=10.0)
+    exploration_noise: float = _field(0.1, "TD3: Gaussian exploration noise while collecting.", min=1e-4, max=10.0)
     buffer_size: int = _field(100_000, "TD3: replay capacity per task.", min=1, max=10_000_000)
 
 

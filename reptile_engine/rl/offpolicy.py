@@ -48,7 +48,7 @@ from torch import nn
 from reptile_engine.models import BatchedMLP, MLPViews, ParamLayout
 from reptile_engine.rl.agents import Act
 from reptile_engine.rl.buffers import ReplayBuffer, ReplaySamples, RolloutBuffer
-from reptile_engine.rl.onpolicy import InnerResult, clip_grad_norm_per_task_, start_params
+from reptile_engine.rl.onpolicy import InnerLoopSettings, InnerResult, clip_grad_norm_per_task_, start_params
 from reptile_engine.rl.runner import MetaEpisodeRunner, Task
 
 ALGORITHMS = ("td3",)
@@ -191,7 +191,7 @@ class TD3Agent:
 
 
 @dataclass(frozen=True)
-class OffPolicyConfig:
+class OffPolicyConfig(InnerLoopSettings):
     """Settings of the off-policy inner loop (CleanRL-style: one field per hyperparameter).
 
     Defaults follow TD3 and CleanRL's ``td3_continuous_action.py`` where a short inner loop allows it; the
@@ -234,39 +234,17 @@ class OffPolicyConfig:
 
     def validate(self) -> OffPolicyConfig:
         """Return ``self`` or raise ``ValueError`` naming the field, the value and what is allowed."""
-        def check(name: str, ok: bool, allowed: str) -> None:
-            if not ok:
-                raise ValueError(f"inner.{name} = {getattr(self, name)!r}: must be {allowed}")
-
-        numbers = ("actor_lr", "critic_lr", "adam_beta1", "adam_beta2", "adam_eps", "gamma", "tau", "policy_noise",
-                   "noise_clip", "exploration_noise")
-        for name in numbers:
-            value = getattr(self, name)
-            check(name, isinstance(value, int | float) and math.isfinite(value), "a finite number")
-        check("algorithm", self.algorithm in ALGORITHMS, f"one of {ALGORITHMS}")
-        for name in ("updates", "episodes", "gradient_steps", "batch_size", "policy_delay", "buffer_size"):
-            value = getattr(self, name)
-            check(name, isinstance(value, int) and value >= (0 if name == "updates" else 1),
-                  "a non-negative integer" if name == "updates" else "a positive integer")
-        check("actor_lr", self.actor_lr > 0, "positive")
-        check("critic_lr", self.critic_lr > 0, "positive")
-        check("adam_beta1", 0 <= self.adam_beta1 < 1, "in [0, 1)")
-        check("adam_beta2", 0 <= self.adam_beta2 < 1, "in [0, 1)")
-        check("adam_eps", self.adam_eps > 0, "positive")
-        check("gamma", 0 <= self.gamma <= 1, "in [0, 1]")
-        check("tau", 0 < self.tau <= 1, "in (0, 1]")
-        check("policy_noise", self.policy_noise >= 0, "non-negative")
-        check("noise_clip", self.noise_clip >= 0, "non-negative")
-        check("exploration_noise", self.exploration_noise > 0, "positive")
-        check("max_grad_norm", self.max_grad_norm is None
-              or (isinstance(self.max_grad_norm, int | float) and math.isfinite(self.max_grad_norm)
-                  and self.max_grad_norm > 0), "None or a positive finite number")
+        self._check_shared(("actor_lr", "critic_lr", "adam_beta1", "adam_beta2", "adam_eps", "gamma", "tau",
+                            "policy_noise", "noise_clip", "exploration_noise"),
+                           ("updates", "episodes", "gradient_steps", "batch_size", "policy_delay", "buffer_size"))
+        self._check("algorithm", self.algorithm in ALGORITHMS, f"one of {ALGORITHMS}")
+        self._check("actor_lr", self.actor_lr > 0, "positive")
+        self._check("critic_lr", self.critic_lr > 0, "positive")
+        self._check("tau", 0 < self.tau <= 1, "in (0, 1]")
+        self._check("policy_noise", self.policy_noise >= 0, "non-negative")
+        self._check("noise_clip", self.noise_clip >= 0, "non-negative")
+        self._check("exploration_noise", self.exploration_noise > 0, "positive")
         return self
-
-    @property
-    def collections(self) -> int:
-        """Rollouts one inner loop collects: one per update, plus the evaluation after the last one."""
-        return self.updates + int(self.evaluate_after)
 
 
 def store(replay: ReplayBuffer, rollout: RolloutBuffer) -> None:

@@ -46,8 +46,38 @@ ALGORITHMS = ("ppo", "a2c")
 OPTIMIZERS = ("adam", "sgd")
 
 
+class InnerLoopSettings:
+    """What the on- and off-policy inner-loop configs share: ``collections`` and the checks of common fields."""
+
+    @property
+    def collections(self) -> int:
+        """Rollouts one inner loop collects: one per update, plus the evaluation after the last one."""
+        return self.updates + int(self.evaluate_after)
+
+    def _check(self, name: str, ok: bool, allowed: str) -> None:
+        if not ok:
+            raise ValueError(f"inner.{name} = {getattr(self, name)!r}: must be {allowed}")
+
+    def _check_shared(self, numbers: tuple[str, ...], counts: tuple[str, ...]) -> None:
+        """Finite ``numbers``, positive ``counts`` (``updates`` may be 0), Adam's constants, gamma, clipping."""
+        for name in numbers:
+            value = getattr(self, name)
+            self._check(name, isinstance(value, int | float) and math.isfinite(value), "a finite number")
+        for name in counts:
+            value = getattr(self, name)
+            self._check(name, isinstance(value, int) and value >= (0 if name == "updates" else 1),
+                        "a non-negative integer" if name == "updates" else "a positive integer")
+        self._check("adam_beta1", 0 <= self.adam_beta1 < 1, "in [0, 1)")
+        self._check("adam_beta2", 0 <= self.adam_beta2 < 1, "in [0, 1)")
+        self._check("adam_eps", self.adam_eps > 0, "positive")
+        self._check("gamma", 0 <= self.gamma <= 1, "in [0, 1]")
+        self._check("max_grad_norm", self.max_grad_norm is None
+                    or (isinstance(self.max_grad_norm, int | float) and math.isfinite(self.max_grad_norm)
+                        and self.max_grad_norm > 0), "None or a positive finite number")
+
+
 @dataclass(frozen=True)
-class OnPolicyConfig:
+class OnPolicyConfig(InnerLoopSettings):
     """Settings of the on-policy inner loop (CleanRL-style: one field per hyperparameter)."""
 
     algorithm: str = "ppo"
@@ -86,39 +116,16 @@ class OnPolicyConfig:
 
     def validate(self) -> OnPolicyConfig:
         """Return ``self`` or raise ``ValueError`` naming the field, the value and what is allowed."""
-        def check(name: str, ok: bool, allowed: str) -> None:
-            if not ok:
-                raise ValueError(f"inner.{name} = {getattr(self, name)!r}: must be {allowed}")
-
-        numbers = ("lr", "adam_beta1", "adam_beta2", "adam_eps", "gamma", "gae_lambda", "clip_ratio", "value_coef",
-                   "entropy_coef")
-        for name in numbers:
-            value = getattr(self, name)
-            check(name, isinstance(value, int | float) and math.isfinite(value), "a finite number")
-        check("algorithm", self.algorithm in ALGORITHMS, f"one of {ALGORITHMS}")
-        check("optimizer", self.optimizer in OPTIMIZERS, f"one of {OPTIMIZERS}")
-        for name in ("updates", "episodes", "epochs", "minibatches"):
-            value = getattr(self, name)
-            check(name, isinstance(value, int) and value >= (0 if name == "updates" else 1),
-                  "a non-negative integer" if name == "updates" else "a positive integer")
-        check("lr", self.lr > 0, "positive")
-        check("adam_beta1", 0 <= self.adam_beta1 < 1, "in [0, 1)")
-        check("adam_beta2", 0 <= self.adam_beta2 < 1, "in [0, 1)")
-        check("adam_eps", self.adam_eps > 0, "positive")
-        check("gamma", 0 <= self.gamma <= 1, "in [0, 1]")
-        check("gae_lambda", 0 <= self.gae_lambda <= 1, "in [0, 1]")
-        check("clip_ratio", 0 < self.clip_ratio < 1, "in (0, 1)")
-        check("value_coef", self.value_coef >= 0, "non-negative")
-        check("entropy_coef", self.entropy_coef >= 0, "non-negative")
-        check("max_grad_norm", self.max_grad_norm is None
-              or (isinstance(self.max_grad_norm, int | float) and math.isfinite(self.max_grad_norm)
-                  and self.max_grad_norm > 0), "None or a positive finite number")
+        self._check_shared(("lr", "adam_beta1", "adam_beta2", "adam_eps", "gamma", "gae_lambda", "clip_ratio",
+                            "value_coef", "entropy_coef"), ("updates", "episodes", "epochs", "minibatches"))
+        self._check("algorithm", self.algorithm in ALGORITHMS, f"one of {ALGORITHMS}")
+        self._check("optimizer", self.optimizer in OPTIMIZERS, f"one of {OPTIMIZERS}")
+        self._check("lr", self.lr > 0, "positive")
+        self._check("gae_lambda", 0 <= self.gae_lambda <= 1, "in [0, 1]")
+        self._check("clip_ratio", 0 < self.clip_ratio < 1, "in (0, 1)")
+        self._check("value_coef", self.value_coef >= 0, "non-negative")
+        self._check("entropy_coef", self.entropy_coef >= 0, "non-negative")
         return self
-
-    @property
-    def collections(self) -> int:
-        """Rollouts one inner loop collects: one per update, plus the evaluation after the last one."""
-        return self.updates + int(self.evaluate_after)
 
 
 class InnerResult(NamedTuple):

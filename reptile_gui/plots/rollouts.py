@@ -150,13 +150,7 @@ class RolloutPlot(StorePlot):
         ends, end_brushes = [], []
         for curve, (i, e, trace) in zip(self.trace_curves, traces, strict=False):
             color = step_color(i, updates)
-            pen = pg.mkPen(translucent(color, self.TRACE_ALPHA), width=self.TRACE_WIDTH)
-            pen.setCosmetic(True)
-            curve.setPen(pen)
-            curve.setZValue(10 + i)
-            drawn = _cut_at_wraps(trace) if angle else trace
-            curve.setData(drawn[:, 0], drawn[:, 1], connect="finite")
-            curve.setVisible(True)
+            self._draw_trace(curve, trace, translucent(color, self.TRACE_ALPHA), self.TRACE_WIDTH, 10 + i, angle)
             if not means:
                 if len(trace):
                     ends.append(trace[-1])
@@ -166,13 +160,7 @@ class RolloutPlot(StorePlot):
         mean_returns = np.asarray(rollouts.mean_returns, dtype=np.float64)
         for i, (curve, trace) in enumerate(zip(self.mean_curves, means, strict=False)):
             color = step_color(i, updates)
-            pen = pg.mkPen(color, width=self.MEAN_WIDTH)
-            pen.setCosmetic(True)
-            curve.setPen(pen)
-            curve.setZValue(30 + i)
-            drawn = _cut_at_wraps(trace) if angle else trace
-            curve.setData(drawn[:, 0], drawn[:, 1], connect="finite")
-            curve.setVisible(True)
+            self._draw_trace(curve, trace, color, self.MEAN_WIDTH, 30 + i, angle)
             if len(trace):
                 ends.append(trace[-1])
                 end_brushes.append(pg.mkBrush(color))
@@ -185,6 +173,17 @@ class RolloutPlot(StorePlot):
         self.set_axis_label("left", rollouts.labels[1])
         self.plot_item.setTitle(f"{rollouts.family} · {_format_task(rollouts.task)} · iteration {rollouts.iteration}",
                                 color="#222222", size="10pt")
+
+    @staticmethod
+    def _draw_trace(curve: pg.PlotDataItem, trace: np.ndarray, color, width: float, z: int, angle: bool) -> None:
+        """One trace in ``color``; an angle trace is cut where it wraps around."""
+        pen = pg.mkPen(color, width=width)
+        pen.setCosmetic(True)
+        curve.setPen(pen)
+        curve.setZValue(z)
+        drawn = _cut_at_wraps(trace) if angle else trace
+        curve.setData(drawn[:, 0], drawn[:, 1], connect="finite")
+        curve.setVisible(True)
 
     @staticmethod
     def _legend_text(k: int, returns: np.ndarray, mean_action_return: float | None = None) -> str:
