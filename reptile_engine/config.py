@@ -154,14 +154,18 @@ class RLConfig:
                             choices=("ppo", "a2c", "td3"))
     updates: int = _field(3, "Inner updates K per task, each on freshly collected episodes.", min=0, max=100,
                           live=True)
-    episodes: int = _field(10, "Episodes collected per task for each inner update.", min=1, max=1000, live=True)
-    lr: float = _field(0.01, "Inner learning rate (TD3: the actor's).", min=1e-6, max=1.0, live=True, log=True)
+    episodes: int = _field(20, "Episodes collected per task for each inner update.", min=1, max=1000, live=True)
+    lr: float = _field(1.0, "Inner learning rate of PPO and A2C (plain SGD takes large steps on clipped "
+                       "gradients).", min=1e-6, max=10.0, live=True, log=True)
+    actor_lr: float = _field(0.001, "TD3: the actor's inner learning rate.", min=1e-6, max=1.0, live=True,
+                             log=True)
     critic_lr: float = _field(0.001, "TD3: the critics' inner learning rate.", min=1e-6, max=1.0, live=True,
                               log=True)
-    optimizer: str = _field("adam", "Inner optimizer of PPO and A2C, fresh for every task.", choices=("adam", "sgd"))
+    optimizer: str = _field("sgd", "Inner optimizer of PPO and A2C, fresh for every task.", choices=("sgd", "adam"))
     gamma: float = _field(0.99, "Discount factor.", min=0.0, max=1.0)
     gae_lambda: float = _field(0.95, "GAE lambda: 0 is one-step TD, 1 is Monte Carlo.", min=0.0, max=1.0)
-    clip_ratio: float = _field(0.2, "PPO's probability-ratio clip range.", min=0.01, max=0.99)
+    clip_ratio: float = _field(0.4, "PPO's probability-ratio clip range (wide: a few updates must move far).",
+                               min=0.01, max=0.99)
     epochs: int = _field(4, "PPO: passes over each rollout.", min=1, max=100)
     minibatches: int = _field(4, "PPO: minibatches per pass.", min=1, max=1000)
     value_coef: float = _field(0.5, "Weight c_v of the critic loss in the agent loss.", min=0.0, max=100.0)
@@ -171,7 +175,7 @@ class RLConfig:
                                   min=0.0, max=1000.0)
     hidden: int = _field(64, "Width of the actor's and the critic's hidden layers.", min=1, max=1024)
     depth: int = _field(2, "Hidden layers of the actor and of the critic.", min=1, max=8)
-    init_log_std: float = _field(-0.5, "Initial log standard deviation of the Gaussian policy.", min=-5.0, max=2.0)
+    init_log_std: float = _field(-1.0, "Initial log standard deviation of the Gaussian policy.", min=-5.0, max=2.0)
     meta_log_std: bool = _field(False, "Let the outer step move the policy's log_std (each inner loop narrows "
                                 "its task's policy, so their mean keeps shrinking exploration).")
     horizon: int = _field(0, "Cut episodes after this many steps (0: the family's own horizon).", min=0,
@@ -302,11 +306,20 @@ def live_fields(config: ExperimentConfig) -> list[tuple[str, Any, dataclasses.Fi
 SUPERVISED_ONLY = ("task.support", "task.query", "model.", "inner.", "evaluation.support", "evaluation.query",
                    "evaluation.lr", "landscape.steps")
 RL_ONLY = ("rl.",)
+TD3_ONLY = ("rl.actor_lr", "rl.critic_lr", "rl.gradient_steps", "rl.batch_size", "rl.tau", "rl.policy_noise",
+            "rl.noise_clip", "rl.policy_delay", "rl.exploration_noise", "rl.buffer_size")
+ON_POLICY_ONLY = ("rl.lr", "rl.optimizer", "rl.gae_lambda", "rl.clip_ratio", "rl.epochs", "rl.minibatches",
+                  "rl.value_coef", "rl.entropy_coef", "rl.init_log_std", "rl.meta_log_std")
 
 
-def applies_to(path: str, kind: str) -> bool:
-    """Whether the field at ``path`` matters for a run of ``kind`` (``"supervised"`` or ``"rl"``)."""
-    return not path.startswith(RL_ONLY if kind == "supervised" else SUPERVISED_ONLY)
+def applies_to(path: str, kind: str, algorithm: str | None = None) -> bool:
+    """Whether the field at ``path`` matters for a run of ``kind`` (``"supervised"`` or ``"rl"``) and, given
+    the meta-RL inner loop's ``algorithm``, for that loop (TD3's fields for TD3, PPO's and A2C's for them)."""
+    if path.startswith(RL_ONLY if kind == "supervised" else SUPERVISED_ONLY):
+        return False
+    if kind == "rl" and algorithm is not None:
+        return path not in (ON_POLICY_ONLY if algorithm == "td3" else TD3_ONLY)
+    return True
 
 
 def field_info(path: str) -> dataclasses.Field:

@@ -53,11 +53,12 @@ ROLLOUT_EPISODES = 3
 
 
 def learner_config(config: ExperimentConfig, inner_lr: float | None = None) -> RLMetaConfig:
-    """The ``RLMetaConfig`` an experiment config describes (``inner_lr`` replaces ``rl.lr``: the scheduled rate)."""
+    """The ``RLMetaConfig`` an experiment config describes (``inner_lr`` replaces the inner loop's base rate, ``rl.lr``
+    or TD3's ``rl.actor_lr``: the scheduled rate)."""
     rl = config.rl
-    lr = rl.lr if inner_lr is None else inner_lr
     hidden = (rl.hidden,) * rl.depth
     if rl.algorithm == "td3":
+        lr = rl.actor_lr if inner_lr is None else inner_lr
         from reptile_engine.rl.offpolicy import OffPolicyConfig
 
         inner: Any = OffPolicyConfig(
@@ -66,6 +67,7 @@ def learner_config(config: ExperimentConfig, inner_lr: float | None = None) -> R
             noise_clip=rl.noise_clip, policy_delay=rl.policy_delay, exploration_noise=rl.exploration_noise,
             buffer_size=rl.buffer_size, max_grad_norm=rl.max_grad_norm or None)
     else:
+        lr = rl.lr if inner_lr is None else inner_lr
         inner = OnPolicyConfig(
             algorithm=rl.algorithm, updates=rl.updates, episodes=rl.episodes, lr=lr, optimizer=rl.optimizer,
             gamma=rl.gamma, gae_lambda=rl.gae_lambda, clip_ratio=rl.clip_ratio, epochs=rl.epochs,
@@ -107,8 +109,9 @@ class RLTrainer(TrainerBase):
         """The scheduled (meta, inner) learning rates for the next iteration."""
         cfg = self._config
         horizon = cfg.meta.iterations
+        base = cfg.rl.actor_lr if cfg.rl.algorithm == "td3" else cfg.rl.lr
         return (scheduled_rate(cfg.meta.lr, cfg.meta_schedule, self.iteration, horizon),
-                scheduled_rate(cfg.rl.lr, cfg.inner_schedule, self.iteration, horizon))
+                scheduled_rate(base, cfg.inner_schedule, self.iteration, horizon))
 
     def step(self) -> RLIterationMetrics | Diverged:
         """One meta-iteration; on a non-finite loss, return or parameter, restore the state before it."""
@@ -131,7 +134,8 @@ class RLTrainer(TrainerBase):
         if reason is not None:
             learner.load_state_dict(good)
             hyper = {path: value for path, value, _ in live_fields(cfg) if path.startswith(("rl.", "meta."))}
-            hyper.update({"meta.lr (scheduled)": meta_lr, "rl.lr (scheduled)": inner_lr})
+            inner_field = "rl.actor_lr" if cfg.rl.algorithm == "td3" else "rl.lr"
+            hyper.update({"meta.lr (scheduled)": meta_lr, f"{inner_field} (scheduled)": inner_lr})
             return Diverged(self.iteration + 1, reason, self.iteration, hyper)
         self.iteration = learner.iteration
         if self.iteration % cfg.landscape.snapshot_every == 0:

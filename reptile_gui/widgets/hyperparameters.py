@@ -729,7 +729,7 @@ class HyperparameterPanel(QWidget):
 
     def _show_kind(self, kind: str) -> None:
         for path, row in self._rows.items():
-            row.setHidden(not applies_to(path, kind))
+            row.setHidden(not applies_to(path, kind, self._config.rl.algorithm))
         for section, box in self._sections.items():
             rows = [row for path, row in self._rows.items() if path.rpartition(".")[0] == section]
             box.setHidden(all(row.isHidden() for row in rows))

@@ -38,6 +38,7 @@ LIVE = {
     "rl.updates",
     "rl.episodes",
     "rl.lr",
+    "rl.actor_lr",
     "rl.critic_lr",
     "rl.entropy_coef",
 }

@@ -96,8 +96,8 @@ def section_box(panel, section):
 
 def test_rows_show_only_for_their_kind_of_run(qtbot, panel):
     rl_rows = [path for path in panel.paths() if path.startswith("rl.")]
-    assert {"rl.updates", "rl.episodes", "rl.lr", "rl.critic_lr", "rl.entropy_coef", "rl.algorithm", "rl.hidden",
-            "rl.depth", "rl.gamma", "rl.init_log_std"} <= set(rl_rows)
+    assert {"rl.updates", "rl.episodes", "rl.lr", "rl.actor_lr", "rl.critic_lr", "rl.entropy_coef", "rl.algorithm",
+            "rl.hidden", "rl.depth", "rl.gamma", "rl.init_log_std"} <= set(rl_rows)
     assert panel.kind == "supervised"
     assert all(panel.row(path).isHidden() for path in rl_rows)
     assert section_box(panel, "rl").isHidden() and not section_box(panel, "inner").isHidden()
@@ -105,14 +105,16 @@ def test_rows_show_only_for_their_kind_of_run(qtbot, panel):
 
     panel.set_config(preset("meta-rl"))
     assert panel.kind == "rl"
-    assert not any(panel.row(path).isHidden() for path in rl_rows)
+    td3_rows = {"rl.actor_lr", "rl.critic_lr"}
+    assert not any(panel.row(path).isHidden() for path in set(rl_rows) - td3_rows)
+    assert all(panel.row(path).isHidden() for path in td3_rows), "PPO shows no TD3 settings"
     for hidden in ("inner.lr", "inner.steps", "model.hidden", "task.support", "evaluation.lr"):
         assert panel.row(hidden).isHidden(), hidden
     for shared in ("meta.meta_batch", "meta.lr", "meta.iterations", "evaluation.tasks", "evaluation.steps", "seed"):
         assert not panel.row(shared).isHidden(), shared
     assert section_box(panel, "inner").isHidden() and section_box(panel, "model").isHidden()
     assert section_box(panel, "task").isHidden() and not section_box(panel, "rl").isHidden()
-    assert set(panel.shown_paths()) == {p for p in panel.paths() if applies_to(p, "rl")}
+    assert set(panel.shown_paths()) == {p for p in panel.paths() if applies_to(p, "rl", "ppo")}
     assert panel.value("rl.updates") == preset("meta-rl").rl.updates
     order = [path.rpartition(".")[0] for path in panel.paths()]
     assert order.index("rl") == max(i for i, section in enumerate(order) if section == "inner") + 1, \
@@ -123,6 +125,14 @@ def test_rows_show_only_for_their_kind_of_run(qtbot, panel):
     panel.set_config(ExperimentConfig())
     assert all(panel.row(path).isHidden() for path in rl_rows) and not panel.row("inner.lr").isHidden()
 
+
+
+def test_rows_follow_the_inner_loop_algorithm(qtbot, panel):
+    panel.set_config(preset("meta-rl").with_updates({"rl.algorithm": "td3"}))
+    assert not panel.row("rl.actor_lr").isHidden() and not panel.row("rl.critic_lr").isHidden()
+    for on_policy in ("rl.lr", "rl.entropy_coef", "rl.init_log_std"):
+        assert panel.row(on_policy).isHidden(), on_policy
+    assert set(panel.shown_paths()) == {p for p in panel.paths() if applies_to(p, "rl", "td3")}
 
 def test_more_fields_come_from_metadata_alone(qtbot):
     panel = HyperparameterPanel(ExperimentConfig(), extra_fields=("meta_schedule.final_fraction", "device"))
