@@ -22,8 +22,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # over 75 iterations: the return after adaptation peaks there and then slowly drifts down.
     "meta-rl": {"task.name": "point-nav-2d", "meta.iterations": 75, "meta.meta_batch": 40, "meta.lr": 0.1,
                 "meta.optimizer": "sgd", "meta_schedule.kind": "linear", "evaluation.tasks": 40,
-                "evaluation.steps": 3, "evaluation.every": 5, "landscape.loss": "policy",
-                "landscape.resolution": 31, "landscape.every": 25, "landscape.snapshot_every": 1},
+                "evaluation.steps": 3, "evaluation.every": 5, "landscape.plane": "task", "landscape.span": 2.0,
+                "landscape.loss": "policy", "landscape.resolution": 31, "landscape.every": 25,
+                "landscape.snapshot_every": 1},
     # A few seconds, for smoke tests and first looks.
     "quick": {"meta.iterations": 300, "evaluation.tasks": 50, "evaluation.every": 50},
 }
