@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QWidget
 
 from reptile_engine.config import ConfigError, ExperimentConfig
 from reptile_engine.presets import PRESETS, preset
+
+SIGNAL_POLL_MS = 200
+
+
+def close_on_termination(window: QWidget) -> None:
+    """Ctrl+C in the terminal or a SIGTERM closes the window as its close button does, so the trainer's child
+    process is stopped and joined instead of killed with the app.
+
+    Python runs signal handlers only when it holds control, never inside Qt's event loop, so a timer hands it
+    control a few times a second.
+    """
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: window.close())
+    poll = QTimer(window)
+    poll.timeout.connect(lambda: None)
+    poll.start(SIGNAL_POLL_MS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,5 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(config)
     if args.session:
         window.controller.load_session(args.session)
+    close_on_termination(window)
     window.show()
     return app.exec()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -168,6 +170,17 @@ def test_closing_mid_training_exits_cleanly_twenty_times(tmp_path):
         codes.append(result.returncode)
         assert result.returncode == 0, f"run {run}: exit {result.returncode}\n{result.stderr[-2000:]}"
     assert codes == [0] * 20
+
+
+def test_sigterm_closes_the_app_like_its_close_button(tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    app = subprocess.Popen([sys.executable, "-m", "reptile_gui", "--preset", "quick"], env=env, cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # the window is up and its trainer process started
+    app.send_signal(signal.SIGTERM)
+    _, stderr = app.communicate(timeout=60)
+    assert app.returncode == 0, stderr[-2000:]
+    assert "leaked" not in stderr, stderr[-2000:]
 
 
 # -- meta-RL ---------------------------------------------------------------------------------------
