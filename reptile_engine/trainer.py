@@ -190,6 +190,17 @@ class TrainerBase(abc.ABC):
         self._stop_requested = False
         self._step_requested = False
 
+    @staticmethod
+    def _check_theta(theta: torch.Tensor | None, shape: torch.Size, source: str) -> torch.Tensor:
+        """A checkpoint's meta-parameters, refused with a ``CheckpointError`` if missing, misshapen or non-finite."""
+        if theta is None or theta.shape != shape:
+            raise checkpoint.CheckpointError(
+                f"{source}: theta has shape {None if theta is None else tuple(theta.shape)}, "
+                f"the model needs {tuple(shape)}")
+        if not torch.isfinite(theta).all():
+            raise checkpoint.CheckpointError(f"{source}: theta holds non-finite values")
+        return theta
+
     def _record_duration(self, duration: float) -> None:
         """Count one finished iteration's time into ``elapsed`` and the smoothed iteration rate."""
         self.elapsed += duration
@@ -583,13 +594,7 @@ class Trainer(TrainerBase):
         return checkpoint.save(path, tensors, meta)
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str = "state") -> None:
-        theta = tensors.get("theta")
-        if theta is None or theta.shape != self.theta.shape:
-            raise checkpoint.CheckpointError(
-                f"{source}: theta has shape {None if theta is None else tuple(theta.shape)}, "
-                f"the model needs {tuple(self.theta.shape)}")
-        if not torch.isfinite(theta).all():
-            raise checkpoint.CheckpointError(f"{source}: theta holds non-finite values")
+        theta = self._check_theta(tensors.get("theta"), self.theta.shape, source)
         try:
             optimizer_state = checkpoint.join_state(
                 {k.removeprefix("optimizer."): v for k, v in tensors.items() if k.startswith("optimizer.")},

@@ -246,13 +246,7 @@ class RLTrainer(TrainerBase):
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str = "state") -> None:
         learner_tensors = {k.removeprefix("learner."): v for k, v in tensors.items() if k.startswith("learner.")}
-        theta = learner_tensors.get("theta")
-        if theta is None or theta.shape != self.learner.theta.shape:
-            raise checkpoint.CheckpointError(
-                f"{source}: theta has shape {None if theta is None else tuple(theta.shape)}, "
-                f"the agent needs {tuple(self.learner.theta.shape)}")
-        if not torch.isfinite(theta).all():
-            raise checkpoint.CheckpointError(f"{source}: theta holds non-finite values")
+        self._check_theta(learner_tensors.get("theta"), self.learner.theta.shape, source)
         try:
             self.learner.load_state_dict({"tensors": learner_tensors, "meta": meta["learner"]})
             self.iteration = int(meta["iteration"])
