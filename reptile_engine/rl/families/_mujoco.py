@@ -6,10 +6,13 @@ This module imports without MuJoCo; only building an environment needs it.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium
 import numpy as np
+
+from reptile_engine.rl.families.base import over_time
 
 INSTALL_HINT = "pip install 'reptile-lab[mujoco]'"
 
@@ -73,7 +76,13 @@ FORWARD_VELOCITY_INDEX = 8
 entries, then ``qvel`` starts with the forward velocity)."""
 
 
-def forward_velocity_trace(observations: np.ndarray) -> np.ndarray:
-    """The forward velocity over time, ``[S, 2]``, the quantity the velocity tasks reward."""
-    observations = np.asarray(observations, dtype=np.float64)
-    return np.column_stack([np.arange(len(observations), dtype=np.float64), observations[:, FORWARD_VELOCITY_INDEX]])
+class ForwardVelocityTrace:
+    """Rollout traces of a velocity task: the forward velocity over time against the task's target velocity."""
+
+    trace_labels = ("step", "forward velocity (m/s)")
+
+    def trace(self, observations: np.ndarray) -> np.ndarray:
+        return over_time(np.asarray(observations, dtype=np.float64)[:, FORWARD_VELOCITY_INDEX])
+
+    def trace_target(self, task: Mapping[str, Any]) -> tuple[str, tuple[float, ...]]:
+        return "level", (float(task["target_velocity"]),)

@@ -101,8 +101,7 @@ class TaskFamily:
         The default is the first observation component over time; families override it with what shows
         their task best (a path in the plane, a position or an angle over time).
         """
-        observations = np.asarray(observations, dtype=np.float64)
-        return np.column_stack([np.arange(len(observations), dtype=np.float64), observations[:, 0]])
+        return over_time(np.asarray(observations, dtype=np.float64)[:, 0])
 
     def trace_target(self, task: Mapping[str, Any]) -> tuple[str, tuple[float, ...]] | None:
         """What the trace should reach for ``task``: ``("point", (x, y))``, ``("level", (y,))`` or ``None``."""
@@ -196,6 +195,11 @@ class TaskFamily:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, env_id={self.env_id!r})"
+
+
+def over_time(values: np.ndarray) -> np.ndarray:
+    """``values`` ``[S]`` against the step index, ``[S, 2]``: the trace of a quantity over an episode."""
+    return np.column_stack([np.arange(len(values), dtype=np.float64), np.asarray(values, dtype=np.float64)])
 
 
 def register_env(env_id: str, entry_point: str, max_episode_steps: int, **kwargs: Any) -> None:

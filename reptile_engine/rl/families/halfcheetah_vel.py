@@ -17,13 +17,12 @@ environment, so ``gymnasium.make`` puts the usual wrappers around it and ``targe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from reptile_engine.rl.families._mujoco import HeldMujocoEnv, forward_velocity_trace, require_mujoco
+from reptile_engine.rl.families._mujoco import ForwardVelocityTrace, HeldMujocoEnv, require_mujoco
 from reptile_engine.rl.families.base import TaskFamily, Uniform, register_env
 
 ENV_ID = "ReptileLab/HalfCheetahVel-v0"
@@ -52,7 +51,7 @@ class HalfCheetahVelEnv(HeldMujocoEnv):
         return observation, reward_velocity + reward_ctrl, terminated, truncated, info
 
 
-class HalfCheetahVelFamily(TaskFamily):
+class HalfCheetahVelFamily(ForwardVelocityTrace, TaskFamily):
     """Target velocities of the half cheetah."""
 
     name = "halfcheetah-vel"
@@ -61,13 +60,6 @@ class HalfCheetahVelFamily(TaskFamily):
     observation_dim = 17
     action_dim = 6
     horizon = HORIZON
-    trace_labels = ("step", "forward velocity (m/s)")
-
-    def trace(self, observations: np.ndarray) -> np.ndarray:
-        return forward_velocity_trace(observations)
-
-    def trace_target(self, task: Mapping[str, Any]) -> tuple[str, tuple[float, ...]]:
-        return "level", (float(task["target_velocity"]),)
 
     def __init__(self) -> None:
         require_mujoco(f"the {self.name!r} family")

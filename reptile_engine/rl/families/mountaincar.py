@@ -91,12 +91,7 @@ class MountainCarFamily(TaskFamily):
     observation_dim = 2
     action_dim = 1
     horizon = HORIZON
-    trace_labels = ("step", "position")
-
-    def trace(self, observations: np.ndarray) -> np.ndarray:
-        """The car's position over time (the observation is position, velocity)."""
-        observations = np.asarray(observations, dtype=np.float64)
-        return np.column_stack([np.arange(len(observations), dtype=np.float64), observations[:, 0]])
+    trace_labels = ("step", "position")  # the default trace, the first observation component: the position
 
     def trace_target(self, task: Mapping[str, Any]) -> tuple[str, tuple[float, ...]]:
         return "level", (float(task["goal_position"]),)

@@ -27,7 +27,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from reptile_engine.rl.families.base import TaskFamily, Uniform, register_env
+from reptile_engine.rl.families.base import TaskFamily, Uniform, over_time, register_env
 
 ENV_ID = "ReptileLab/PendulumPhysics-v0"
 BASE_ID = "Pendulum-v1"
@@ -52,8 +52,7 @@ class PendulumFamily(TaskFamily):
     def trace(self, observations: np.ndarray) -> np.ndarray:
         """The angle over time, from the observation's cos and sin."""
         observations = np.asarray(observations, dtype=np.float64)
-        angle = np.arctan2(observations[:, 1], observations[:, 0])
-        return np.column_stack([np.arange(len(observations), dtype=np.float64), angle])
+        return over_time(np.arctan2(observations[:, 1], observations[:, 0]))
 
     def trace_target(self, task: Mapping[str, Any]) -> tuple[str, tuple[float, ...]]:
         return "level", (0.0,)

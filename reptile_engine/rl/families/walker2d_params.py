@@ -19,13 +19,12 @@ The module imports without MuJoCo; building the environment needs it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from reptile_engine.rl.families._mujoco import HeldMujocoEnv, forward_velocity_trace, require_mujoco
+from reptile_engine.rl.families._mujoco import ForwardVelocityTrace, HeldMujocoEnv, require_mujoco
 from reptile_engine.rl.families.base import TaskFamily, Uniform, register_env
 
 ENV_ID = "ReptileLab/Walker2dParams-v0"
@@ -70,7 +69,7 @@ class Walker2dParamsEnv(HeldMujocoEnv):
         return observation, float(reward) + reward_velocity, terminated, truncated, info
 
 
-class Walker2dParamsFamily(TaskFamily):
+class Walker2dParamsFamily(ForwardVelocityTrace, TaskFamily):
     """Gravity, torso mass and target velocity of the 2D walker."""
 
     name = "walker2d-params"
@@ -83,13 +82,6 @@ class Walker2dParamsFamily(TaskFamily):
     observation_dim = 17
     action_dim = 6
     horizon = HORIZON
-    trace_labels = ("step", "forward velocity (m/s)")
-
-    def trace(self, observations: np.ndarray) -> np.ndarray:
-        return forward_velocity_trace(observations)
-
-    def trace_target(self, task: Mapping[str, Any]) -> tuple[str, tuple[float, ...]]:
-        return "level", (float(task["target_velocity"]),)
 
     def __init__(self) -> None:
         require_mujoco(f"the {self.name!r} family")

@@ -159,3 +159,33 @@ def test_make_env_seed_makes_the_following_resets_reproducible():
     a, b = family.make_env(task, seed=3), family.make_env(task, seed=3)
     assert np.array_equal(a.reset()[0], b.reset()[0])
     assert np.array_equal(a.action_space.sample(), b.action_space.sample())
+
+
+TRACE_EXPECTATIONS = {
+    "point-nav-2d": (lambda obs: obs[:, :2], lambda task: ("point", tuple(task["goal"]))),
+    "mountaincar-goal-gravity": (lambda obs: obs[:, 0], lambda task: ("level", (task["goal_position"],))),
+    "pendulum-physics": (lambda obs: np.arctan2(obs[:, 1], obs[:, 0]), lambda task: ("level", (0.0,))),
+    "halfcheetah-vel": (lambda obs: obs[:, 8], lambda task: ("level", (task["target_velocity"],))),
+    "walker2d-params": (lambda obs: obs[:, 8], lambda task: ("level", (task["target_velocity"],))),
+}
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_the_rollout_trace_shows_what_the_task_is_about(name):
+    family = make_family(name)
+    task = family.sample_tasks(np.random.default_rng(4), 1)[0]
+    env = family.make_env(task, seed=0)
+    observations = [env.reset(seed=0)[0]]
+    for _ in range(5):
+        observations.append(env.step(env.action_space.sample())[0])
+    env.close()
+    observations = np.array(observations, dtype=np.float64)
+    trace = family.trace(observations)
+    expected, target = TRACE_EXPECTATIONS[name]
+    assert trace.shape == (6, 2) and len(family.trace_labels) == 2
+    if name == "point-nav-2d":
+        np.testing.assert_array_equal(trace, expected(observations))
+    else:
+        np.testing.assert_array_equal(trace[:, 0], np.arange(6))
+        np.testing.assert_allclose(trace[:, 1], expected(observations))
+    assert family.trace_target(task) == target(task)
