@@ -12,7 +12,11 @@ updates only for them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import os
+import reprlib
+import stat
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -20,6 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+
+MAX_FILE_BYTES = 1 << 20
+"""Largest config file ``load`` reads; a saved config is a few kilobytes."""
+
+_value_repr = reprlib.Repr()
+_value_repr.maxlevel, _value_repr.maxstring, _value_repr.maxother = 3, 120, 120
 
 
 class ConfigError(ValueError):
@@ -29,7 +39,8 @@ class ConfigError(ValueError):
         self.field = field_name
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{field_name} = {value!r}: {allowed}")
+        # Bounded: a value may be nested thousands of levels deep or megabytes long.
+        super().__init__(f"{field_name} = {_value_repr.repr(value)}: {allowed}")
 
 
 def _field(default: Any, doc: str, *, min: float | None = None, max: float | None = None,
@@ -44,7 +55,8 @@ def _field(default: Any, doc: str, *, min: float | None = None, max: float | Non
 class TaskConfig:
     """Which task distribution to meta-train on and how many points each task shows."""
 
-    name: str = _field("sine", "Registered task distribution or meta-RL family (entry point or module:attr).")
+    name: str = _field("sine", "Registered task distribution or meta-RL family (built-in, entry point, "
+                       "or a module:attr trusted with --plugin).")
     support: int = _field(10, "Support (training) points per task in meta-training.", min=1, max=10_000)
     query: int = _field(10, "Query points per task for the post-adaptation metric.", min=1, max=10_000)
 
@@ -262,17 +274,23 @@ class ExperimentConfig:
         """Build and validate from nested plain data; unknown keys and wrong types raise ``ConfigError``."""
         if not isinstance(data, Mapping):
             raise ConfigError("<config>", data, "must be a table of sections")
-        return _build(cls, data, "").validate()
+        try:
+            return _build(cls, data, "").validate()
+        except RecursionError:
+            raise ConfigError("<config>", "...", "is nested too deeply") from None
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
 
     @classmethod
     def from_toml(cls, text: str) -> ExperimentConfig:
+        """Parse and validate TOML text; any failure to parse is a ``ConfigError``."""
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("<toml>", "...", f"is not valid TOML ({exc})") from None
+        except RecursionError:
+            raise ConfigError("<toml>", "...", "is not valid TOML (nested too deeply)") from None
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
@@ -280,11 +298,23 @@ class ExperimentConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> ExperimentConfig:
+        """Read a TOML config file; a FIFO, a device or a file over ``MAX_FILE_BYTES`` is refused unread."""
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            with open(path, "rb", opener=_open_nonblocking) as f:
+                info = os.fstat(f.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    raise ConfigError("<file>", str(path), "is not a regular file")
+                if info.st_size > MAX_FILE_BYTES:
+                    raise ConfigError("<file>", str(path), f"is larger than {MAX_FILE_BYTES} bytes")
+                text = f.read(MAX_FILE_BYTES + 1).decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError("<file>", str(path), f"cannot be read ({exc})") from None
         return cls.from_toml(text)
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    """``os.open`` that returns at once on a FIFO with no writer, so ``load`` can refuse it."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
 def iter_fields(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, dataclasses.Field]]:
@@ -324,10 +354,15 @@ def applies_to(path: str, kind: str, algorithm: str | None = None) -> bool:
 
 def field_info(path: str) -> dataclasses.Field:
     """The dataclass field behind a dotted path."""
-    for p, _, f in iter_fields(ExperimentConfig()):
-        if p == path:
-            return f
-    raise ConfigError(path, None, "unknown field")
+    try:
+        return _fields_by_path()[path]
+    except KeyError:
+        raise ConfigError(path, None, "unknown field") from None
+
+
+@functools.cache
+def _fields_by_path() -> dict[str, dataclasses.Field]:
+    return {path: f for path, _, f in iter_fields(ExperimentConfig())}
 
 
 def describe_range(f: dataclasses.Field) -> str:
@@ -383,7 +418,8 @@ def _coerce(path: str, value: Any, f: dataclasses.Field) -> Any:
     return value
 
 
-def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+def _build(cls: type, data: Mapping[str, Any], prefix: str, base: Any = None) -> Any:
+    """An instance of ``cls`` (or ``base`` with the given fields replaced) from plain ``data``."""
     known = {f.name: f for f in fields(cls)}
     for key in data:
         if key not in known:
@@ -398,9 +434,9 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
         if dataclasses.is_dataclass(default):
             if not isinstance(value, Mapping):
                 raise ConfigError(path, value, "must be a table")
-            kwargs[name] = _build(type(default), {**dataclasses.asdict(default), **value}, path + ".")
+            kwargs[name] = _build(type(default), value, path + ".", default)
         else:
             value = _coerce(path, value, f)
             _check_value(path, value, f)
             kwargs[name] = value
-    return cls(**kwargs)
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)

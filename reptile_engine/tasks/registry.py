@@ -1,4 +1,5 @@
-"""Task distributions by name: built-ins, the ``reptile_lab.tasks`` entry-point group, or ``module:attr``."""
+"""Task distributions by name: built-ins, the ``reptile_lab.tasks`` entry-point group, or a trusted ``module:attr``
+(``reptile_engine.plugins``)."""
 
 from __future__ import annotations
 

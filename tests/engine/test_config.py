@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reptile_engine.config import (
+    MAX_FILE_BYTES,
     ConfigError,
     ExperimentConfig,
     describe_range,
@@ -361,3 +363,66 @@ def test_bool_fields_accept_only_bools():
         assert info.value.field == "landscape.freeze" and "true or false" in str(info.value)
     text = ExperimentConfig().with_updates({"landscape.freeze": True}).to_toml()
     assert ExperimentConfig.from_toml(text).landscape.freeze is True
+
+
+# --- Parse failures of any depth or size are a ConfigError. ---
+
+DEEP = 5_000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[task]\nname = " + "[" * DEEP + "]" * DEEP,
+        "seed = " + "{ a = " * DEEP + "1" + " }" * DEEP,
+        "[task]\nname = " + "[" * DEEP,
+    ],
+    ids=["deep-array", "deep-inline-table", "unclosed-deep-array"],
+)
+def test_deeply_nested_toml_raises_config_error(text):
+    with pytest.raises(ConfigError):
+        ExperimentConfig.from_toml(text)
+
+
+def test_deeply_nested_values_raise_a_short_config_error():
+    deep: dict = {}
+    node = deep
+    for _ in range(DEEP):
+        node["a"] = {}
+        node = node["a"]
+    for data in ({"task": {"name": deep}}, {"task": deep}, {"bogus": deep}):
+        with pytest.raises(ConfigError) as info:
+            ExperimentConfig.from_dict(data)
+        assert len(str(info.value)) < 500
+
+
+def test_a_long_value_gives_a_short_message():
+    with pytest.raises(ConfigError) as info:
+        ExperimentConfig.from_dict({"task": {"name": "x" * 1_000_000}})
+    assert info.value.field == "task.name" and len(str(info.value)) < 1000
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_loading_a_fifo_raises_config_error_without_blocking(tmp_path):
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        ExperimentConfig.load(fifo)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_loading_a_device_raises_config_error_unread():
+    with pytest.raises(ConfigError, match="not a regular file"):
+        ExperimentConfig.load("/dev/zero")
+
+
+def test_loading_an_oversized_file_raises_config_error(tmp_path):
+    big = tmp_path / "big.toml"
+    big.write_text("# padding\n" * (MAX_FILE_BYTES // 10 + 1))
+    with pytest.raises(ConfigError, match="larger than"):
+        ExperimentConfig.load(big)
+    small = tmp_path / "small.toml"
+    ExperimentConfig().with_updates({"seed": 3}).save(small)
+    assert ExperimentConfig.load(small).seed == 3

@@ -114,7 +114,8 @@ def test_registry_resolves_sine():
     assert available()[0] == "sine"
 
 
-def test_registry_resolves_module_attr():
+def test_registry_resolves_a_trusted_module_attr(monkeypatch):
+    monkeypatch.setenv("REPTILE_LAB_PLUGINS", "reptile_engine.tasks.sine:SineTasks")
     assert resolve("reptile_engine.tasks.sine:SineTasks") is SineTasks
     assert isinstance(make("reptile_engine.tasks.sine:SineTasks"), SineTasks)
 

@@ -194,7 +194,8 @@ def test_divergence_pauses_and_the_next_change_resumes(qtbot, small_config):
         assert np.all(np.isfinite(ctrl.store.column("loss_after")))
 
 
-def test_engine_error_is_reported_with_traceback_and_reset_recovers(qtbot, small_config):
+def test_engine_error_is_reported_with_traceback_and_reset_recovers(qtbot, small_config, monkeypatch):
+    monkeypatch.setenv("REPTILE_LAB_PLUGINS", "broken_tasks:FailingSineTasks")  # the trainer process inherits it
     with opened(qtbot, small_config.with_updates({"task.name": "broken_tasks:FailingSineTasks"})) as ctrl:
         with qtbot.waitSignal(ctrl.failed, timeout=SPAWN_TIMEOUT) as failed:
             ctrl.start()

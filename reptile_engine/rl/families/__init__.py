@@ -1,5 +1,5 @@
-"""Meta-RL environment families by name: built-ins, the ``reptile_lab.rl_families`` entry-point group, or
-``module:attr``.
+"""Meta-RL environment families by name: built-ins, the ``reptile_lab.rl_families`` entry-point group, or a
+trusted ``module:attr`` (``reptile_engine.plugins``).
 
 A family's module is imported (and its gymnasium id registered) when the family is first made. Families
 that need the optional ``mujoco`` extra are listed by ``available()`` only where it imports.

@@ -47,15 +47,17 @@ def test_every_available_family_is_made_and_registered(name):
     env.close()
 
 
-def test_unknown_names_raise_config_error():
+def test_unknown_names_raise_config_error(monkeypatch):
     with pytest.raises(ConfigError, match="point-nav-2d") as info:
         make_family("no-such-family")
     assert info.value.field == "task.name"
+    monkeypatch.setenv("REPTILE_LAB_PLUGINS", "reptile_engine.rl.families.point_nav:NoSuchFamily")
     with pytest.raises(ConfigError, match="cannot be imported"):
         make_family("reptile_engine.rl.families.point_nav:NoSuchFamily")
 
 
-def test_module_attr_names_resolve():
+def test_trusted_module_attr_names_resolve(monkeypatch):
+    monkeypatch.setenv("REPTILE_LAB_PLUGINS", "reptile_engine.rl.families.point_nav:PointNavFamily")
     assert make_family("reptile_engine.rl.families.point_nav:PointNavFamily").name == "point-nav-2d"
 
 
