@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import pickle
 import random
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -338,3 +341,163 @@ def test_optimizer_scalars_that_are_not_a_table(saved, tmp_path):
     checkpoint.save(bad, tensors, meta)
     with pytest.raises(CheckpointError):
         Trainer.from_checkpoint(bad)
+
+
+# --- Integrity: a digest of the tensors, bounded reads, stale temporaries. ---
+
+
+def test_a_flipped_byte_in_the_tensor_body_is_refused(saved, tmp_path):
+    _, path = saved
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01  # inside the last tensor's bytes
+    bad = tmp_path / "flipped.safetensors"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        checkpoint.load(bad)
+
+
+def test_a_version_1_checkpoint_without_a_digest_still_loads(saved, tmp_path):
+    trainer, path = saved
+    tensors, meta = checkpoint.load(path)
+    del meta["tensors_sha256"]
+    old = tmp_path / "v1.safetensors"
+    save_file(tensors, str(old), metadata={"reptile_lab": json.dumps({**meta, "version": 1})})
+    assert torch.equal(Trainer.from_checkpoint(old).theta.detach(), trainer.theta.detach())
+
+
+def test_a_version_2_checkpoint_without_its_digest_is_refused(saved, tmp_path):
+    _, path = saved
+    tensors, meta = checkpoint.load(path)
+    del meta["tensors_sha256"]
+    stripped = tmp_path / "stripped.safetensors"
+    save_file(tensors, str(stripped), metadata={"reptile_lab": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        checkpoint.load(stripped)
+
+
+def test_deeply_nested_metadata_is_refused(tmp_path):
+    path = tmp_path / "deep.safetensors"
+    deep = '{"format": "reptile-lab-checkpoint", "version": 2, "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    save_file({"theta": torch.zeros(3)}, str(path), metadata={"reptile_lab": deep})
+    with pytest.raises(CheckpointError):
+        checkpoint.load(path)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "ck.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        checkpoint.load(fifo)
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        Trainer.from_checkpoint(fifo)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_is_refused_unread():
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        checkpoint.load("/dev/zero")
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(saved):
+    _, path = saved
+    with pytest.raises(CheckpointError, match="limit"):
+        checkpoint.load(path, max_bytes=path.stat().st_size - 1)
+    assert checkpoint.load(path, max_bytes=path.stat().st_size)[1]["iteration"] == 3
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_save_removes_temporaries_that_killed_saves_left(make_config, tmp_path):
+    dead = _dead_pid()
+    stale = [tmp_path / f".ck.safetensors.{dead}.tmp", tmp_path / f".other.safetensors.{dead}.tmp"]
+    live = [tmp_path / f".ck.safetensors.{os.getppid()}.tmp", tmp_path / "notes.tmp"]
+    for path in stale + live:
+        path.write_bytes(b"partial")
+    Trainer(make_config()).save_checkpoint(tmp_path / "ck.safetensors")
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in live), "a live writer's file, or one not ours, was removed"
+
+
+# --- The state must fit the trainer before anything trains. ---
+
+
+def _tamper_generator(tensors, meta):
+    tensors["rng.generator"] = tensors["rng.generator"][:-1]
+
+
+def _set(key, value):
+    def tamper(tensors, meta):
+        meta[key] = value
+    return tamper
+
+
+def _optimizer(change):
+    def tamper(tensors, meta):
+        change(tensors, meta["optimizer"])
+    return tamper
+
+
+STATE_DAMAGE = {
+    "iteration-infinite": _set("iteration", math.inf),
+    "iteration-negative": _set("iteration", -5),
+    "iteration-fractional": _set("iteration", 2.5),
+    "iteration-bool": _set("iteration", True),
+    "elapsed-nan": _set("elapsed", math.nan),
+    "elapsed-negative": _set("elapsed", -1.0),
+    "theta-int32": lambda tensors, meta: tensors.update(theta=tensors["theta"].view(torch.int32)),
+    "theta-float64": lambda tensors, meta: tensors.update(theta=tensors["theta"].double()),
+    "generator-short": _tamper_generator,
+    "generator-float": lambda tensors, meta: tensors.update({"rng.generator": tensors["rng.generator"].float()}),
+    "optimizer-wrong-key": lambda tensors, meta: tensors.update(
+        {"optimizer.state.0.exp_avgx": tensors.pop("optimizer.state.0.exp_avg")}),
+    "optimizer-missing-key": lambda tensors, meta: tensors.pop("optimizer.state.0.exp_avg_sq"),
+    "optimizer-wrong-shape": lambda tensors, meta: tensors.update(
+        {"optimizer.state.0.exp_avg": tensors["optimizer.state.0.exp_avg"][:-1]}),
+    "optimizer-wrong-dtype": lambda tensors, meta: tensors.update(
+        {"optimizer.state.0.exp_avg": tensors["optimizer.state.0.exp_avg"].double()}),
+    "optimizer-nan-moment": lambda tensors, meta: tensors.update(
+        {"optimizer.state.0.exp_avg": torch.full_like(tensors["optimizer.state.0.exp_avg"], math.nan)}),
+    "optimizer-negative-second-moment": lambda tensors, meta: tensors.update(
+        {"optimizer.state.0.exp_avg_sq": -torch.ones_like(tensors["optimizer.state.0.exp_avg_sq"])}),
+    "optimizer-negative-step": lambda tensors, meta: tensors.update(
+        {"optimizer.state.0.step": torch.tensor(-3.0)}),
+    "optimizer-unknown-parameter": lambda tensors, meta: tensors.update(
+        {"optimizer.state.1.exp_avg": tensors["optimizer.state.0.exp_avg"].clone()}),
+    "optimizer-lr-string": _optimizer(lambda tensors, opt: opt["param_groups"][0].update(lr="fast")),
+    "optimizer-eps-nan": _optimizer(lambda tensors, opt: opt["param_groups"][0].update(eps=math.nan)),
+    "optimizer-betas-short": _optimizer(lambda tensors, opt: opt["param_groups"][0].update(betas=[0.9])),
+    "optimizer-unknown-hyperparameter": _optimizer(lambda tensors, opt: opt["param_groups"][0].update(momentum=0.9)),
+    "optimizer-two-groups": _optimizer(lambda tensors, opt: opt["param_groups"].append(opt["param_groups"][0])),
+    "optimizer-foreign-params": _optimizer(lambda tensors, opt: opt["param_groups"][0].update(params=[0, 1])),
+}
+
+
+@pytest.mark.parametrize("damage", list(STATE_DAMAGE))
+def test_state_that_does_not_fit_is_refused_before_training(saved, tmp_path, damage):
+    _, path = saved
+    tensors, meta = checkpoint.load(path)
+    STATE_DAMAGE[damage](tensors, meta)
+    bad = tmp_path / f"{damage}.safetensors"
+    checkpoint.save(bad, tensors, meta)
+    with pytest.raises(CheckpointError) as info:
+        Trainer.from_checkpoint(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_adam_state_is_refused_by_an_sgd_trainer(saved):
+    _, path = saved
+    with pytest.raises(CheckpointError, match="not SGD's"):
+        Trainer.from_checkpoint(path, overrides={"meta.optimizer": "sgd"})
+
+
+def test_a_checkpoint_saved_before_the_first_step_loads(make_config, tmp_path):
+    path = Trainer(make_config({"meta.optimizer": "adam", "meta.lr": 0.01})).save_checkpoint(tmp_path / "ck.st")
+    resumed = Trainer.from_checkpoint(path)
+    assert resumed.iteration == 0 and isinstance(resumed.step(), IterationMetrics)
