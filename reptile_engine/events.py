@@ -60,6 +60,23 @@ class RLIterationMetrics:
 
 
 @dataclass(frozen=True)
+class IterationProgress:
+    """How far the meta-iteration ``iteration`` (the one in progress) has come; sent a few times a second.
+
+    The tasks adapt in lockstep, so ``tasks_done`` is 0 until every task's ``updates_total`` inner updates are
+    done (while the adapted parameters' own episodes are collected) and ``tasks_total`` then.
+    ``env_steps_per_second`` counts this iteration's environment steps so far.
+    """
+
+    iteration: int
+    tasks_done: int
+    tasks_total: int
+    updates_done: int
+    updates_total: int
+    env_steps_per_second: float
+
+
+@dataclass(frozen=True)
 class AdaptationCurve:
     """A held-out quantity after 0..K inner steps, from the meta-parameters and from scratch.
 
@@ -185,5 +202,5 @@ class Finished:
     reason: str
 
 
-Event = (IterationMetrics | RLIterationMetrics | AdaptationCurve | ConfigChanged | CommandRejected | StateChanged
-         | CheckpointSaved | Diverged | TaskFit | Rollouts | LandscapeReady | Failed | Finished)
+Event = (IterationMetrics | RLIterationMetrics | IterationProgress | AdaptationCurve | ConfigChanged | CommandRejected
+         | StateChanged | CheckpointSaved | Diverged | TaskFit | Rollouts | LandscapeReady | Failed | Finished)

@@ -21,10 +21,10 @@ import ctypes
 import math
 import os
 import platform
-import queue
+import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,17 @@ import numpy as np
 import torch
 from torch.nn.functional import mse_loss
 
-from reptile_engine import checkpoint
+from reptile_engine import checkpoint, resources
 from reptile_engine.algorithms.inner import InnerLoop, adapt_, minibatches
 from reptile_engine.algorithms.reptile import pseudo_gradient
-from reptile_engine.config import ConfigError, ExperimentConfig, LandscapeConfig, field_info, live_fields
+from reptile_engine.config import (
+    ConfigError,
+    ExperimentConfig,
+    LandscapeConfig,
+    applies_to,
+    field_info,
+    live_fields,
+)
 from reptile_engine.evaluation import adaptation_curve
 from reptile_engine.events import (
     AdaptationCurve,
@@ -115,23 +122,61 @@ class FitTask:
 Command = Update | Pause | Resume | Step | Stop | SaveCheckpoint | Evaluate | FitTask | ComputeLandscape
 
 
+CONTROL_COMMANDS = (Pause, Resume, Step, Stop)
+"""Commands that keep their order and go ahead of everything else queued."""
+
+
 class CommandQueue:
-    """A thread-safe FIFO of commands, drained by the trainer between iterations only."""
+    """The trainer's thread-safe inbox, drained between iterations.
+
+    Control commands (pause, resume, step, stop) keep their order and come out before everything else, so a
+    stop is never stuck behind a backlog. Updates merge into one. Other requests coalesce: one evaluation,
+    one landscape, one task fit (the newest) and one save per path, however often they were asked for, in
+    the order they were first asked for.
+    """
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        self._lock = threading.Condition()
+        self._control: list[Command] = []
+        self._changes: dict[str, Any] = {}
+        self._requests: dict[Hashable, Command] = {}
 
     def put(self, command: Command) -> None:
-        self._queue.put(command)
+        with self._lock:
+            if isinstance(command, CONTROL_COMMANDS):
+                self._control.append(command)
+            elif isinstance(command, Update):
+                self._changes.update(command.changes)
+            else:
+                key = ("save", command.path) if isinstance(command, SaveCheckpoint) else type(command)
+                self._requests[key] = command
+            self._lock.notify()
 
     def drain(self, block: bool) -> list[Command]:
-        """All queued commands; with ``block`` wait (without spinning) until there is at least one."""
-        commands = [self._queue.get()] if block else []
-        while True:
-            try:
-                commands.append(self._queue.get_nowait())
-            except queue.Empty:
-                return commands
+        """Everything queued: control commands, then the merged update, then the requests.
+
+        With ``block``, wait (without spinning) until there is at least one command.
+        """
+        with self._lock:
+            while block and not (self._control or self._changes or self._requests):
+                self._lock.wait()
+            commands = [*self._control, *([Update(self._changes)] if self._changes else []),
+                        *self._requests.values()]
+            self._control, self._changes, self._requests = [], {}, {}
+        return commands
+
+    def interrupt_pending(self) -> bool:
+        """Whether a stop, or a pause no later resume undoes, is waiting; cheap enough to ask between env steps.
+
+        Nothing is taken off the queue: the commands are applied at the next boundary as usual.
+        """
+        if not self._control:
+            return False
+        with self._lock:
+            if any(isinstance(command, Stop) for command in self._control):
+                return True
+            toggles = [command for command in self._control if isinstance(command, Pause | Resume)]
+            return bool(toggles) and isinstance(toggles[-1], Pause)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -172,12 +217,163 @@ def configure_threads(threads: int, parameters: int, device: torch.device) -> No
         torch.set_num_threads(1)
 
 
+DIVERGENCE_WINDOW = 200
+"""In-range iterations whose median is a monitored loss's recent level."""
+DIVERGENCE_WARMUP = 20
+"""In-range iterations a loss needs before its recent level is trusted."""
+DIVERGENCE_FACTOR = 10.0
+"""A loss above this multiple of its recent level is out of range. Measured on sine regression: single
+iterations reach 27 times the median with one task per meta-batch, but never 10 times for more than 2 in a row."""
+DIVERGENCE_SUSTAIN = 5
+"""Consecutive out-of-range iterations that make a divergence."""
+DIVERGENCE_EXTREME = 1000.0
+"""A loss above this multiple of its recent level is a divergence at once."""
+SNAPSHOT_EVERY = 50
+"""Iterations between the healthy snapshots a divergence rolls back to (the RL trainer takes one every iteration)."""
+SNAPSHOTS_KEPT = 4
+"""Healthy snapshots kept, oldest dropped first."""
+
+
+class RecentLevel:
+    """The median of a loss's last ``DIVERGENCE_WINDOW`` in-range values, refreshed every few values."""
+
+    REFRESH_EVERY = 8
+
+    def __init__(self) -> None:
+        self._values = np.empty(DIVERGENCE_WINDOW)
+        self._count = 0
+        self._level = math.nan
+
+    def clear(self) -> None:
+        self._count = 0
+        self._level = math.nan
+
+    def level(self) -> float | None:
+        """The recent level, or ``None`` while fewer than ``DIVERGENCE_WARMUP`` values are in."""
+        return self._level if self._count >= DIVERGENCE_WARMUP else None
+
+    def add(self, value: float) -> None:
+        self._values[self._count % DIVERGENCE_WINDOW] = value
+        self._count += 1
+        if self._count == DIVERGENCE_WARMUP or self._count % self.REFRESH_EVERY == 0:
+            self._level = float(np.median(self._values[:min(self._count, DIVERGENCE_WINDOW)]))
+
+
+class DivergenceMonitor:
+    """Tells a diverging run from a noisy one by its losses, not only by non-finite values.
+
+    Each monitored loss is compared with its recent level (``RecentLevel``), or while that warms up with a
+    reference the caller passes (the supervised trainer uses the loss before adaptation for the loss after it).
+    A non-finite loss, one above ``DIVERGENCE_EXTREME`` times its level, or ``DIVERGENCE_SUSTAIN`` iterations in a
+    row above ``DIVERGENCE_FACTOR`` times it are a divergence. Out-of-range values never enter a level, so a
+    climbing loss cannot drag its own yardstick up.
+    """
+
+    def __init__(self, names: tuple[str, ...]):
+        self._levels = {name: RecentLevel() for name in names}
+        self.trouble_since: int | None = None
+        """The first iteration of the current out-of-range stretch, ``None`` while all is in range."""
+        self._streak = 0
+
+    def forget(self, names: tuple[str, ...]) -> None:
+        """Drop the recent levels of ``names``: a settings change moved them on purpose."""
+        for name in names:
+            self._levels[name].clear()
+
+    def end_trouble(self) -> None:
+        """Start counting afresh (after a rollback)."""
+        self.trouble_since, self._streak = None, 0
+
+    def check(self, iteration: int, losses: Mapping[str, float],
+              references: Mapping[str, float] | None = None) -> str | None:
+        """``None`` unless ``losses`` of ``iteration`` make a divergence; then the reason, in words."""
+        worst: tuple[float, str] | None = None
+        for name, value in losses.items():
+            if not math.isfinite(value):
+                return self._diverged(iteration, f"the {name} became {value}")
+            level = self._levels[name].level()
+            if level is None and references is not None:
+                level = references.get(name)
+            if level is not None and value > DIVERGENCE_FACTOR * level:
+                ratio = value / level if level > 0 else math.inf
+                if worst is None or ratio > worst[0]:
+                    worst = (ratio, f"the {name} ({value:.4g}) is {ratio:.3g} times its recent level ({level:.4g})")
+        if worst is None:
+            for name, value in losses.items():
+                self._levels[name].add(value)
+            self.end_trouble()
+            return None
+        if self.trouble_since is None:
+            self.trouble_since = iteration
+        self._streak += 1
+        if worst[0] > DIVERGENCE_EXTREME:
+            return self._diverged(iteration, worst[1])
+        if self._streak >= DIVERGENCE_SUSTAIN:
+            return self._diverged(iteration, f"{worst[1]} for {self._streak} iterations in a row")
+        return None
+
+    def _diverged(self, iteration: int, reason: str) -> str:
+        if self.trouble_since is None:
+            self.trouble_since = iteration
+        return reason
+
+
+class HealthySnapshots:
+    """A few spaced snapshots of a trainer's state taken while its losses were in range, oldest first.
+
+    ``capture(buffers)`` makes a snapshot, reusing the buffers of the one it replaces (``None`` at first).
+    """
+
+    def __init__(self) -> None:
+        self._entries: deque[tuple[int, Any]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def newest_iteration(self) -> int | None:
+        return self._entries[-1][0] if self._entries else None
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def take(self, iteration: int, capture: Callable[[Any], Any]) -> None:
+        reused = self._entries.popleft()[1] if len(self._entries) >= SNAPSHOTS_KEPT else None
+        self._entries.append((iteration, capture(reused)))
+
+    def rollback_target(self, trouble_since: int) -> tuple[int, Any]:
+        """The newest snapshot older than the parameters that caused the trouble; newer ones are dropped.
+
+        The loss of iteration ``i`` measures the parameters after ``i - 1`` iterations, so the trouble that
+        showed at ``trouble_since`` started in the parameters after ``trouble_since - 1``. With no snapshot
+        that old, the oldest one.
+        """
+        while len(self._entries) > 1 and self._entries[-1][0] > trouble_since - 2:
+            self._entries.pop()
+        return self._entries[-1]
+
+
 class TrainerBase(abc.ABC):
     """The command queue, the run loop and checkpoint plumbing that every trainer shares.
 
     A subclass provides the learning: ``step()`` (one iteration, or ``Diverged`` after a rollback),
-    ``evaluate()``, ``landscape()``, ``fit_task()``, ``save_checkpoint()`` and ``load_state()``.
+    ``evaluate()``, ``landscape()``, ``fit_task()``, ``save_checkpoint()`` and ``load_state()``, and for the
+    divergence rollback the losses it monitors and how to capture and restore a healthy snapshot.
+
+    A divergence (``DivergenceMonitor``) rolls the meta-parameters and the outer optimizer's state back to the
+    last healthy snapshot (``HealthySnapshots``), drops the landscape trajectory after it and pauses the run.
+    The iteration counter and the schedules go on from where they were, so the history stays in order;
+    ``Diverged.rolled_back_to`` names the iteration whose state was restored. ``Trainer``'s task generator goes
+    on too (the next iterations draw new tasks).
     """
+
+    MONITORED_LOSSES: tuple[str, ...] = ()
+    """The losses ``DivergenceMonitor`` watches, by the names its reasons use."""
+    LEVEL_SETTINGS: tuple[str, ...] = ()
+    """Config sections (``"inner."``) whose live change moves ``LEVEL_LOSSES`` on purpose."""
+    LEVEL_LOSSES: tuple[str, ...] = ()
+    """The monitored losses whose recent level a change in ``LEVEL_SETTINGS`` resets."""
+    SNAPSHOT_EVERY = SNAPSHOT_EVERY
 
     def __init__(self, config: ExperimentConfig, checkpoint_path: str | Path | None = None):
         self._config = config
@@ -189,17 +385,68 @@ class TrainerBase(abc.ABC):
         self._paused = False
         self._stop_requested = False
         self._step_requested = False
+        self._monitor = DivergenceMonitor(self.MONITORED_LOSSES)
+        self._healthy = HealthySnapshots()
+        self._monitored_iteration: int | None = None
+        self._trajectory: deque[tuple[int, torch.Tensor]] = deque(maxlen=config.landscape.snapshots)
 
     @staticmethod
-    def _check_theta(theta: torch.Tensor | None, shape: torch.Size, source: str) -> torch.Tensor:
-        """A checkpoint's meta-parameters, refused with a ``CheckpointError`` if missing, misshapen or non-finite."""
-        if theta is None or theta.shape != shape:
+    def _check_theta(theta: torch.Tensor | None, like: torch.Tensor, source: str) -> torch.Tensor:
+        """A checkpoint's meta-parameters, refused with a ``CheckpointError`` unless they have ``like``'s shape
+        and dtype (raw bytes of another dtype would be reinterpreted) and are finite."""
+        if theta is None or theta.shape != like.shape:
             raise checkpoint.CheckpointError(
                 f"{source}: theta has shape {None if theta is None else tuple(theta.shape)}, "
-                f"the model needs {tuple(shape)}")
+                f"the model needs {tuple(like.shape)}")
+        if theta.dtype != like.dtype:
+            raise checkpoint.CheckpointError(f"{source}: theta is {theta.dtype}, the model needs {like.dtype}")
         if not torch.isfinite(theta).all():
             raise checkpoint.CheckpointError(f"{source}: theta holds non-finite values")
         return theta
+
+    @abc.abstractmethod
+    def _capture(self, reused: Any) -> Any:
+        """A snapshot of what a rollback restores, written into ``reused`` (an earlier snapshot) where it fits."""
+
+    @abc.abstractmethod
+    def _restore(self, snapshot: Any) -> None:
+        """Put back what ``_capture`` took."""
+
+    def _before_iteration(self) -> None:
+        """Keep the healthy snapshots: afresh when the state was replaced from outside (a loaded checkpoint),
+        and every ``SNAPSHOT_EVERY`` iterations while the losses are in range."""
+        if self._monitored_iteration is not None and self._monitored_iteration != self.iteration:
+            self._healthy.clear()
+            self._monitor = DivergenceMonitor(self.MONITORED_LOSSES)
+        self._monitored_iteration = self.iteration
+        due = self.iteration % self.SNAPSHOT_EVERY == 0 and self._monitor.trouble_since is None
+        if not len(self._healthy) or (due and self._healthy.newest_iteration != self.iteration):
+            self._healthy.take(self.iteration, self._capture)
+
+    def _after_iteration(self, theta: torch.Tensor) -> None:
+        """Count a finished iteration in and record theta on the landscape's trajectory when it is due."""
+        self._monitored_iteration = self.iteration
+        if self.iteration % self._config.landscape.snapshot_every == 0:
+            self._trajectory.append((self.iteration, theta.detach().cpu().clone()))
+
+    def _roll_back(self, reason: str, hyperparameters: dict[str, Any], *, outer_step: bool = False) -> Diverged:
+        """Restore the last healthy snapshot before the trouble began; the diverging iteration is not counted.
+
+        ``outer_step``: only the outer step went wrong, so the parameters this iteration started from are
+        still trusted (its losses measured them in range).
+        """
+        failed = self.iteration + 1
+        trouble_since = self._monitor.trouble_since or (failed + 1 if outer_step else failed)
+        target, snapshot = self._healthy.rollback_target(trouble_since)
+        self._restore(snapshot)
+        self._monitor.end_trouble()
+        while self._trajectory and self._trajectory[-1][0] > target:
+            self._trajectory.pop()
+        return Diverged(failed, reason, target, hyperparameters)
+
+    def _trajectory_points(self, theta: torch.Tensor) -> torch.Tensor:
+        """The recorded meta-trajectory and the current theta, stacked on theta's device."""
+        return torch.stack([*(point for _, point in self._trajectory), theta.cpu()]).to(theta.device)
 
     def _record_duration(self, duration: float) -> None:
         """Count one finished iteration's time into ``elapsed`` and the smoothed iteration rate."""
@@ -280,7 +527,9 @@ class TrainerBase(abc.ABC):
         yield Finished(self.iteration, "stopped" if self._stop_requested else "completed")
 
     def _train_once(self) -> Iterator[Event]:
-        event = self.step()
+        event = yield from self._iteration()
+        if event is None:
+            return
         yield event
         if isinstance(event, Diverged):
             self._paused = True
@@ -294,16 +543,22 @@ class TrainerBase(abc.ABC):
         if cfg.checkpoint_every and self.checkpoint_path and self.iteration % cfg.checkpoint_every == 0:
             yield from self._save(self.checkpoint_path)
 
+    def _iteration(self) -> Generator[Event, None, Event | None]:
+        """One iteration as a generator: yields progress while it runs and returns its metrics or ``Diverged``,
+        or ``None`` when a queued stop or pause cut it short (it then left the state as it found it). Here
+        ``step()`` runs whole; a trainer whose iterations take long yields ``IterationProgress`` instead."""
+        yield from ()
+        return self.step()
+
     def _apply(self, commands: list[Command]) -> Iterator[Event]:
-        pending: dict[str, Any] = {}
+        """Apply drained commands in the queue's order; a stop skips the evaluations, landscapes and task fits
+        queued with it (the run's last adaptation curve still comes), not the updates and saves."""
         for command in commands:
             if isinstance(command, Update):
-                pending.update(command.changes)
+                yield from self._apply_update(command.changes)
+            elif self._stop_requested and isinstance(command, Evaluate | FitTask | ComputeLandscape):
                 continue
-            if pending:
-                yield from self._apply_update(pending)
-                pending = {}
-            if isinstance(command, Pause) and not self._paused:
+            elif isinstance(command, Pause) and not self._paused:
                 self._paused = True
                 yield StateChanged(self.iteration, "paused")
             elif isinstance(command, Resume) and self._paused:
@@ -321,8 +576,6 @@ class TrainerBase(abc.ABC):
                 yield self.fit_task(command)
             elif isinstance(command, ComputeLandscape):
                 yield self.landscape()
-        if pending:
-            yield from self._apply_update(pending)
 
     def _apply_update(self, changes: dict[str, Any]) -> Iterator[Event]:
         try:
@@ -335,6 +588,8 @@ class TrainerBase(abc.ABC):
         diff = {path: (old_values[path], new_values[path]) for path in changes
                 if old_values.get(path) != new_values.get(path)}
         self._config = new
+        if any(path.startswith(self.LEVEL_SETTINGS) for path in diff):
+            self._monitor.forget(self.LEVEL_LOSSES)
         if diff:
             yield ConfigChanged(self.iteration + 1, diff, new)
 
@@ -395,7 +650,16 @@ class TrainerBase(abc.ABC):
 
 
 class Trainer(TrainerBase):
-    """Reptile meta-training of one model on one task distribution."""
+    """Reptile meta-training of one model on one task distribution.
+
+    Divergence is told by the loss before adaptation (the meta-parameters on unseen data) and the loss after
+    it, each against its recent level; a live change of the inner loop resets the level of the loss after
+    adaptation, which is then compared with the loss before it until the new level is known.
+    """
+
+    MONITORED_LOSSES = ("loss before adaptation", "loss after adaptation")
+    LEVEL_SETTINGS = ("inner.",)
+    LEVEL_LOSSES = ("loss after adaptation",)
 
     def __init__(self, config: ExperimentConfig | None = None, *, tasks: TaskDistribution | None = None,
                  checkpoint_path: str | Path | None = None):
@@ -410,11 +674,8 @@ class Trainer(TrainerBase):
         self.generator = torch.Generator().manual_seed(config.seed)
         self.theta = torch.nn.Parameter(self.model.init(self.generator).to(self.device))
         self.optimizer = self._make_optimizer()
-        self._good_theta = self.theta.detach().clone()
         self._eval_cache: dict[tuple, tuple[TaskBatch, np.ndarray]] = {}
         self._phi: torch.Tensor | None = None
-        self._optimizer_backup: list[torch.Tensor] | None = None
-        self._snapshots: deque[torch.Tensor] = deque(maxlen=config.landscape.snapshots)
         self._plane: Plane | None = None
         self._landscape_generator = torch.Generator().manual_seed(config.seed + 1)
         self._phi_prepared: Any = None
@@ -434,9 +695,10 @@ class Trainer(TrainerBase):
                 scheduled_rate(cfg.inner.lr, cfg.inner_schedule, self.iteration, horizon))
 
     def step(self) -> IterationMetrics | Diverged:
-        """One meta-iteration; on a non-finite loss or parameter, roll back and return ``Diverged``."""
+        """One meta-iteration; on a divergence roll back to the last healthy snapshot and return ``Diverged``."""
         cfg = self._config
         started = time.perf_counter()
+        self._before_iteration()
         meta_lr, inner_lr = self.current_rates()
         for group in self.optimizer.param_groups:
             group["lr"] = meta_lr
@@ -454,46 +716,49 @@ class Trainer(TrainerBase):
             after = mse_loss(self.model.forward(prepared, batch.query_x), batch.query_y)
             grad = pseudo_gradient(theta, phi)
             loss_before, loss_after, grad_sum = torch.stack([before, after, grad.sum()]).tolist()
-        if not math.isfinite(loss_after):
-            return self._diverged(f"the loss after adaptation became {loss_after}", meta_lr, inner_lr)
-        if not math.isfinite(grad_sum):
-            return self._diverged("the adapted parameters became non-finite", meta_lr, inner_lr)
-        optimizer_backup = self._backup_optimizer_state()
-        self._good_theta.copy_(theta)
+        losses = {"loss before adaptation": loss_before, "loss after adaptation": loss_after}
+        reason = self._monitor.check(self.iteration + 1, losses, {"loss after adaptation": loss_before})
+        if reason is None and not math.isfinite(grad_sum):
+            reason = "the adapted parameters became non-finite"
+        if reason is not None:
+            return self._roll_back(reason, self._hyperparameters(meta_lr, inner_lr))
         self.theta.grad = grad
         self.optimizer.step()
         if not math.isfinite(theta.sum().item()):
-            with torch.no_grad():
-                self.theta.copy_(self._good_theta)
-            self._restore_optimizer_state(optimizer_backup)
-            return self._diverged("meta-parameters became non-finite after the outer step", meta_lr, inner_lr)
+            return self._roll_back("meta-parameters became non-finite after the outer step",
+                                   self._hyperparameters(meta_lr, inner_lr), outer_step=True)
         self.iteration += 1
-        if self.iteration % cfg.landscape.snapshot_every == 0:
-            self._snapshots.append(theta.cpu().clone())
+        self._after_iteration(theta)
         self._record_duration(time.perf_counter() - started)
         return IterationMetrics(self.iteration, loss_before, loss_after, meta_lr, inner_lr, cfg.meta.meta_batch,
                                 cfg.inner.steps, self.iterations_per_second, self.elapsed)
 
-    def _backup_optimizer_state(self) -> list[str] | None:
-        """Copy the outer optimizer's state tensors into reused buffers (a rollback needs them)."""
-        state = self.optimizer.state.get(self.theta)
-        if not state:
-            return None
-        names = sorted(k for k, v in state.items() if isinstance(v, torch.Tensor))
-        tensors = [state[k] for k in names]
-        if self._optimizer_backup is None or [b.shape for b in self._optimizer_backup] != [t.shape for t in tensors]:
-            self._optimizer_backup = [t.clone() for t in tensors]
-        else:
-            torch._foreach_copy_(self._optimizer_backup, tensors)
-        return names
+    def _capture(self, reused: tuple[torch.Tensor, dict[str, torch.Tensor]] | None
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Theta and the outer optimizer's state tensors (Adam's moments and step), copied into reused buffers."""
+        state = {k: v for k, v in self.optimizer.state.get(self.theta, {}).items() if isinstance(v, torch.Tensor)}
+        theta_copy, state_copy = reused if reused is not None else (torch.empty_like(self.theta.detach()), {})
+        theta_copy.copy_(self.theta.detach())
+        if state.keys() != state_copy.keys() or any(state_copy[k].shape != v.shape for k, v in state.items()):
+            state_copy = {k: v.clone() for k, v in state.items()}
+        elif state:
+            torch._foreach_copy_(list(state_copy.values()), list(state.values()))
+        return theta_copy, state_copy
 
-    def _restore_optimizer_state(self, names: list[str] | None) -> None:
-        if names is None:
+    def _restore(self, snapshot: tuple[torch.Tensor, dict[str, torch.Tensor]]) -> None:
+        theta_copy, state_copy = snapshot
+        with torch.no_grad():
+            self.theta.copy_(theta_copy)
+        self.theta.grad = None
+        if not state_copy:
             self.optimizer.state.pop(self.theta, None)
             return
         state = self.optimizer.state[self.theta]
-        for name, saved in zip(names, self._optimizer_backup, strict=True):
-            state[name].copy_(saved)
+        for name, saved in state_copy.items():
+            if name in state and state[name].shape == saved.shape:
+                state[name].copy_(saved)
+            else:
+                state[name] = saved.clone()
 
     def _adaptation_buffer(self, tasks: int) -> tuple[torch.Tensor, Any]:
         """The reused ``[tasks, P]`` buffer for the adapted parameters and its prepared views."""
@@ -502,10 +767,12 @@ class Trainer(TrainerBase):
             self._phi_prepared = self.model.prepare(self._phi)
         return self._phi, self._phi_prepared
 
-    def _diverged(self, reason: str, meta_lr: float, inner_lr: float) -> Diverged:
-        hyper = {path: value for path, value, _ in live_fields(self._config)}
+    def _hyperparameters(self, meta_lr: float, inner_lr: float) -> dict[str, Any]:
+        """The live settings and scheduled rates a divergence reports."""
+        hyper: dict[str, Any] = {path: value for path, value, _ in live_fields(self._config)
+                                 if applies_to(path, "supervised")}
         hyper.update({"meta.lr (scheduled)": meta_lr, "inner.lr (scheduled)": inner_lr})
-        return Diverged(self.iteration + 1, reason, self.iteration, hyper)
+        return hyper
 
     def _held_out(self) -> tuple[TaskBatch, np.ndarray]:
         """The held-out tasks (drawn once from their own seed) and the scratch network's curve on them."""
@@ -538,7 +805,7 @@ class Trainer(TrainerBase):
         held_out, _ = self._held_out()
         tasks = held_out.head(min(lc.tasks, held_out.num_tasks)) if lc.loss == "adapted" else held_out
         theta = self.theta.detach()
-        snapshots = torch.stack([*self._snapshots, theta.cpu()]).to(self.device)
+        snapshots = self._trajectory_points(theta)
         frozen = self._plane if lc.freeze and self._plane is not None and self._plane.kind == lc.plane else None
         try:
             result, self._plane = compute_slice(
@@ -594,30 +861,44 @@ class Trainer(TrainerBase):
         return checkpoint.save(path, tensors, meta)
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str = "state") -> None:
-        theta = self._check_theta(tensors.get("theta"), self.theta.shape, source)
+        """Restore a checkpoint's state; all of it is checked first, so a refused one changes nothing."""
+        theta = self._check_theta(tensors.get("theta"), self.theta, source)
+        generator_state = checkpoint.check_like(tensors.get("rng.generator"), self.generator.get_state(),
+                                                "rng.generator", source)
+        iteration = checkpoint.counter(meta, "iteration", source)
+        elapsed = checkpoint.seconds(meta, "elapsed", source)
         try:
             optimizer_state = checkpoint.join_state(
                 {k.removeprefix("optimizer."): v for k, v in tensors.items() if k.startswith("optimizer.")},
                 meta["optimizer"])
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise checkpoint.CheckpointError(f"{source}: incomplete or inconsistent state ({exc})") from None
+        checkpoint.check_optimizer_state(self.optimizer, optimizer_state, source)
+        try:
             self.optimizer.load_state_dict(optimizer_state)
-            self.generator.set_state(tensors["rng.generator"])
-            self.iteration = int(meta["iteration"])
-            self.elapsed = float(meta["elapsed"])
+            self.generator.set_state(generator_state)
         except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
             raise checkpoint.CheckpointError(f"{source}: incomplete or inconsistent state ({exc})") from None
+        self.iteration, self.elapsed = iteration, elapsed
         with torch.no_grad():
             self.theta.copy_(theta.to(self.device))
-            self._good_theta.copy_(self.theta)
 
 
-def open_trainer(config: ExperimentConfig, *, checkpoint_path: str | Path | None = None) -> TrainerBase:
-    """The trainer ``config``'s task needs: ``Trainer`` for a task distribution, ``RLTrainer`` for a family."""
+def open_trainer(config: ExperimentConfig, *, checkpoint_path: str | Path | None = None,
+                 check_memory: bool = True) -> TrainerBase:
+    """The trainer ``config``'s task needs: ``Trainer`` for a task distribution, ``RLTrainer`` for a family.
+
+    With ``check_memory`` a config whose estimated memory exceeds what the machine has available is refused
+    (``resources.InsufficientMemory``, a ``ConfigError`` naming the dominant fields) before anything is allocated.
+    """
+    if check_memory:
+        resources.check_memory(config)
     return _trainer_class(config)(config, checkpoint_path=checkpoint_path)
 
 
 def resume_trainer(path: str | Path, *, overrides: Mapping[str, Any] | None = None,
-                   config: ExperimentConfig | None = None,
-                   checkpoint_path: str | Path | None = None) -> TrainerBase:
+                   config: ExperimentConfig | None = None, checkpoint_path: str | Path | None = None,
+                   check_memory: bool = True) -> TrainerBase:
     """``open_trainer`` for a checkpoint: the stored (or given) config picks the trainer, which continues there."""
     if config is None:
         _, meta = checkpoint.load(path)
@@ -625,6 +906,8 @@ def resume_trainer(path: str | Path, *, overrides: Mapping[str, Any] | None = No
             config = ExperimentConfig.from_dict(meta["config"])
         except (ConfigError, KeyError, TypeError) as exc:
             raise checkpoint.CheckpointError(f"{path}: the stored config is invalid ({exc})") from None
+    if check_memory:
+        resources.check_memory(config.with_updates(overrides or {}))
     return _trainer_class(config).from_checkpoint(path, overrides=overrides, config=config,
                                                   checkpoint_path=checkpoint_path)
 

@@ -49,7 +49,7 @@ from reptile_engine.models import BatchedMLP, MLPViews, ParamLayout
 from reptile_engine.rl.agents import Act
 from reptile_engine.rl.buffers import ReplayBuffer, ReplaySamples, RolloutBuffer
 from reptile_engine.rl.onpolicy import InnerLoopSettings, InnerResult, clip_grad_norm_per_task_, start_params
-from reptile_engine.rl.runner import MetaEpisodeRunner, Task
+from reptile_engine.rl.runner import MetaEpisodeRunner, Task, Ticks, exhaust, relay
 
 ALGORITHMS = ("td3",)
 
@@ -302,6 +302,13 @@ def adapt(agent: TD3Agent, runner: MetaEpisodeRunner, theta: torch.Tensor, tasks
     ``agent_loss`` their sum, ``entropy`` the exploration noise's (``TD3Agent.exploration_entropy``), and
     ``return_before``/``return_after`` as on-policy.
     """
+    return exhaust(adapt_ticks(agent, runner, theta, tasks, seeds, config, generator))
+
+
+def adapt_ticks(agent: TD3Agent, runner: MetaEpisodeRunner, theta: torch.Tensor, tasks: Sequence[Task],
+                seeds: np.ndarray | Sequence[Sequence[int]], config: OffPolicyConfig,
+                generator: torch.Generator) -> Ticks[InnerResult]:
+    """``adapt`` as ``Ticks``: yields the updates done so far after every environment and gradient step."""
     config = config.validate()
     tasks = list(tasks)
     seeds = np.asarray(seeds, dtype=np.int64)
@@ -322,15 +329,17 @@ def adapt(agent: TD3Agent, runner: MetaEpisodeRunner, theta: torch.Tensor, tasks
 
     returns, losses, steps = [], [], 0
     for k in range(config.updates):
-        rollout = runner.collect(phi(), tasks, seeds[k], config.episodes)
+        rollout = yield from relay(runner.collect_steps(phi(), tasks, seeds[k], config.episodes), k)
         returns.append(rollout.episode_returns.mean(axis=1))
         store(replay, rollout.buffer)
         for _ in range(config.gradient_steps):
             steps += 1
             losses.append(torch.stack(gradient_step(agent, actor, critics, target, optimizers, replay, config,
                                                     generator, update_actor=steps % config.policy_delay == 0)))
+            yield k
     if config.evaluate_after:
-        returns.append(runner.evaluate_returns(phi(), tasks, config.episodes, seeds[-1]))
+        evaluation = yield from relay(runner.collect_steps(phi(), tasks, seeds[-1], config.episodes), config.updates)
+        returns.append(evaluation.episode_returns.mean(axis=1))
     metrics: dict[str, float] = {}
     if losses:
         critic_loss, policy_loss = torch.stack(losses).mean(dim=(0, 2)).tolist()

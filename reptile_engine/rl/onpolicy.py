@@ -40,7 +40,7 @@ from torch import nn
 
 from reptile_engine.rl.agents import ActorCritic, AgentLoss
 from reptile_engine.rl.buffers import RolloutBuffer, RolloutSamples
-from reptile_engine.rl.runner import MetaEpisodeRunner, Task
+from reptile_engine.rl.runner import MetaEpisodeRunner, Task, Ticks, exhaust, relay
 
 ALGORITHMS = ("ppo", "a2c")
 OPTIMIZERS = ("adam", "sgd")
@@ -181,6 +181,12 @@ def update(agent: ActorCritic, phi: nn.Parameter, optimizer: torch.optim.Optimiz
 
     Returns the per-task losses ``[T]`` averaged over the gradient steps taken (as measured before each step).
     """
+    return exhaust(update_steps(agent, phi, optimizer, buffer, config, generator))
+
+
+def update_steps(agent: ActorCritic, phi: nn.Parameter, optimizer: torch.optim.Optimizer, buffer: RolloutBuffer,
+                 config: OnPolicyConfig, generator: torch.Generator) -> Ticks[AgentLoss]:
+    """``update`` as ``Ticks``: yields after every gradient step."""
     if config.algorithm == "a2c":
         batches: Sequence[RolloutSamples] = [buffer.samples()]
     else:
@@ -195,6 +201,7 @@ def update(agent: ActorCritic, phi: nn.Parameter, optimizer: torch.optim.Optimiz
         optimizer.step()
         detached = torch.stack([part.detach() for part in loss])
         total = detached if total is None else total + detached
+        yield
     return AgentLoss(*(total / len(batches)))
 
 
@@ -207,6 +214,13 @@ def adapt(agent: ActorCritic, runner: MetaEpisodeRunner, theta: torch.Tensor, ta
     row, with ``evaluate_after``, the evaluation episodes). ``generator`` shuffles PPO's minibatches. Neither
     ``theta`` nor the runner's state is modified.
     """
+    return exhaust(adapt_ticks(agent, runner, theta, tasks, seeds, config, generator))
+
+
+def adapt_ticks(agent: ActorCritic, runner: MetaEpisodeRunner, theta: torch.Tensor, tasks: Sequence[Task],
+                seeds: np.ndarray | Sequence[Sequence[int]], config: OnPolicyConfig,
+                generator: torch.Generator) -> Ticks[InnerResult]:
+    """``adapt`` as ``Ticks``: yields the updates done so far after every environment and gradient step."""
     config = config.validate()
     tasks = list(tasks)
     seeds = np.asarray(seeds, dtype=np.int64)
@@ -216,12 +230,15 @@ def adapt(agent: ActorCritic, runner: MetaEpisodeRunner, theta: torch.Tensor, ta
     optimizer = make_optimizer(phi, config)
     returns, losses = [], []
     for k in range(config.updates):
-        rollout = runner.collect(phi.detach(), tasks, seeds[k], config.episodes)
+        rollout = yield from relay(runner.collect_steps(phi.detach(), tasks, seeds[k], config.episodes), k)
         returns.append(rollout.episode_returns.mean(axis=1))
         prepare_advantages(rollout.buffer, config)
-        losses.append(torch.stack(update(agent, phi, optimizer, rollout.buffer, config, generator)))
+        loss = yield from relay(update_steps(agent, phi, optimizer, rollout.buffer, config, generator), k)
+        losses.append(torch.stack(loss))
     if config.evaluate_after:
-        returns.append(runner.evaluate_returns(phi.detach(), tasks, config.episodes, seeds[-1]))
+        evaluation = yield from relay(runner.collect_steps(phi.detach(), tasks, seeds[-1], config.episodes),
+                                      config.updates)
+        returns.append(evaluation.episode_returns.mean(axis=1))
     metrics: dict[str, float] = {}
     if losses:
         means = torch.stack(losses).mean(dim=(0, 2)).tolist()

@@ -50,7 +50,7 @@ from reptile_engine.rl.families import make_family
 from reptile_engine.rl.families.base import TaskFamily
 from reptile_engine.rl.offpolicy import OffPolicyConfig, TD3Agent
 from reptile_engine.rl.onpolicy import InnerResult, OnPolicyConfig
-from reptile_engine.rl.runner import MetaEpisodeRunner, Task
+from reptile_engine.rl.runner import MetaEpisodeRunner, Task, Ticks, exhaust
 
 SEED_HIGH = 2**62
 """Episode seeds are drawn from ``[0, SEED_HIGH)``."""
@@ -140,11 +140,11 @@ class RLMetaLearner:
         if isinstance(cfg.inner, OffPolicyConfig):
             self.agent = TD3Agent(*dims, actor_hidden=cfg.actor_hidden, critic_hidden=cfg.critic_hidden,
                                   exploration_std=cfg.inner.exploration_noise)
-            self._adapt = offpolicy.adapt
+            self._adapt, self._adapt_ticks = offpolicy.adapt, offpolicy.adapt_ticks
         else:
             self.agent = ActorCritic(*dims, actor_hidden=cfg.actor_hidden, critic_hidden=cfg.critic_hidden,
                                      init_log_std=cfg.init_log_std)
-            self._adapt = onpolicy.adapt
+            self._adapt, self._adapt_ticks = onpolicy.adapt, onpolicy.adapt_ticks
         self.runner = MetaEpisodeRunner(self.family, self.agent, horizon=cfg.horizon, backend=cfg.backend,
                                         device=self.device)
         self.generator = torch.Generator().manual_seed(cfg.seed)
@@ -170,10 +170,19 @@ class RLMetaLearner:
 
         A non-finite pseudo-gradient skips the outer step (``finite`` is 0.0 in the metrics); theta is untouched.
         """
+        return exhaust(self.step_ticks())
+
+    def step_ticks(self) -> Ticks[dict[str, float]]:
+        """``step`` as ``Ticks``: yields the inner updates done so far while the tasks adapt.
+
+        Closed before it returns, it leaves theta, the optimizer and the iteration counter untouched, and the
+        random generators advanced (``state_dict`` taken before restores them).
+        """
         started = time.perf_counter()
         tasks, seeds = self.sample_meta_batch()
         theta = self.theta.detach()
-        result = self._adapt(self.agent, self.runner, theta, tasks, seeds, self.config.inner, self.generator)
+        result = yield from self._adapt_ticks(self.agent, self.runner, theta, tasks, seeds, self.config.inner,
+                                              self.generator)
         grad = pseudo_gradient(theta, result.phi)
         if not self.config.meta_log_std:
             grad[self.agent.log_std_slice] = 0.0

@@ -40,8 +40,8 @@ same seed gives the same episodes whatever else is in the meta-batch.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import gymnasium
 import numpy as np
@@ -53,6 +53,30 @@ from reptile_engine.rl.buffers import RolloutBuffer
 from reptile_engine.rl.families.base import TaskFamily
 
 Task = Mapping[str, Any]
+T = TypeVar("T")
+
+Ticks = Generator[Any, None, T]
+"""Long work written as a generator: it yields now and then (a chance to report progress or to stop it
+early by closing it) and returns its result."""
+
+
+def exhaust(ticks: Ticks[T]) -> T:
+    """Run ``ticks`` to its end and return its result, ignoring what it yields on the way."""
+    while True:
+        try:
+            next(ticks)
+        except StopIteration as done:
+            return done.value
+
+
+def relay(ticks: Ticks[T], value: Any) -> Ticks[T]:
+    """Yield ``value`` at each of ``ticks``'s yields; return its result."""
+    while True:
+        try:
+            next(ticks)
+        except StopIteration as done:
+            return done.value
+        yield value
 
 
 class Rollout(NamedTuple):
@@ -211,6 +235,14 @@ class MetaEpisodeRunner:
         ``deterministic`` acts with the mean action (the noise is zero). Returns the filled buffer
         ``[T, E, horizon]`` and the episodes' undiscounted returns and lengths ``[T, E]``.
         """
+        return exhaust(self.collect_steps(params, tasks, seeds, episodes, deterministic=deterministic))
+
+    def collect_steps(self, params: torch.Tensor, tasks: Sequence[Task], seeds: Sequence[int], episodes: int = 1, *,
+                      deterministic: bool = False) -> Ticks[Rollout]:
+        """``collect`` as ``Ticks``: yields after every environment step, ``env_steps`` counting as it goes.
+
+        Closed early, it leaves the environments mid-episode; the next collection resets them.
+        """
         tasks = list(tasks)
         t, e, s = len(tasks), int(episodes), self.horizon
         d, a = self.agent.obs_dim, self.agent.act_dim
@@ -227,10 +259,10 @@ class MetaEpisodeRunner:
         running = np.ones(t * e, dtype=bool)
         returns = np.zeros(t * e)
         lengths = np.zeros(t * e, dtype=np.int64)
-        with torch.no_grad():
-            prepared = self.agent.prepare(params.detach().to(self.device))
-            obs_t = torch.tensor(obs, dtype=torch.float32, device=self.device).view(t, e, d)  # a copy: kept
-            for step in range(s):
+        prepared = self.agent.prepare(params.detach().to(self.device))
+        obs_t = torch.tensor(obs, dtype=torch.float32, device=self.device).view(t, e, d)  # a copy: kept
+        for step in range(s):  # no_grad per step: the yield below must not leave it switched off
+            with torch.no_grad():
                 act = self.agent.act(prepared, obs_t, noise[:, step])
                 env_actions = to_env_actions(act.actions, self.action_low, self.action_high)
                 obs, rewards, terminated, truncated, final_obs = pool.step(env_actions.view(t * e, a).cpu().numpy())
@@ -246,11 +278,12 @@ class MetaEpisodeRunner:
                            next_values, running, next_obs)
                 returns += rewards * running
                 lengths += running
+                self.env_steps += int(np.count_nonzero(running))
                 running = running & ~(terminated | truncated)
-                if not running.any():
-                    break
-                obs_t = next_start
-        self.env_steps += int(lengths.sum())
+            if not running.any():
+                break
+            obs_t = next_start
+            yield
         return Rollout(buffer, returns.reshape(t, e), lengths.reshape(t, e))
 
     def evaluate_returns(self, params: torch.Tensor, tasks: Sequence[Task], episodes: int, seeds: Sequence[int], *,

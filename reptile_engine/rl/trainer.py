@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections import deque
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from reptile_engine.events import (
     AdaptationCurve,
     CommandRejected,
     Diverged,
+    Event,
+    IterationProgress,
     LandscapeReady,
     RLIterationMetrics,
     Rollouts,
@@ -45,11 +47,14 @@ from reptile_engine.rl import landscape as rl_landscape
 from reptile_engine.rl.families.base import TaskFamily
 from reptile_engine.rl.onpolicy import OnPolicyConfig, prepare_advantages
 from reptile_engine.rl.reptile_rl import SEED_HIGH, RLMetaConfig, RLMetaLearner
+from reptile_engine.rl.runner import exhaust
 from reptile_engine.schedules import scheduled_rate
 from reptile_engine.trainer import FitTask, TrainerBase, configure_threads, resolve_device
 
 ROLLOUT_EPISODES = 3
 """Episodes the rollout view shows after each number of updates."""
+PROGRESS_EVERY = 0.25
+"""Seconds between ``IterationProgress`` events within a meta-iteration."""
 
 
 def learner_config(config: ExperimentConfig, inner_lr: float | None = None) -> RLMetaConfig:
@@ -80,7 +85,22 @@ def learner_config(config: ExperimentConfig, inner_lr: float | None = None) -> R
 
 
 class RLTrainer(TrainerBase):
-    """Reptile over an actor-critic agent on a meta-RL task family (see the module docstring)."""
+    """Reptile over an actor-critic agent on a meta-RL task family (see the module docstring).
+
+    Within a meta-iteration ``run()`` reports ``IterationProgress`` and looks for a queued stop or pause
+    between environment and gradient steps. Either discards the iteration in progress: theta, the optimizer,
+    every generator and the counter are as they were before it, so a paused run redoes it on resume exactly
+    as an uninterrupted run would have run it. ``step()`` always runs a whole iteration.
+
+    Divergence is told by non-finite values and by the inner loop's critic loss against its recent level (a
+    live change of ``rl.*`` resets that level); the healthy snapshots are the learner's whole state, its
+    generators included, taken every ``SNAPSHOT_EVERY`` iterations.
+    """
+
+    MONITORED_LOSSES = ("critic loss",)
+    LEVEL_SETTINGS = ("rl.",)
+    LEVEL_LOSSES = ("critic loss",)
+    SNAPSHOT_EVERY = 1
 
     def __init__(self, config: ExperimentConfig | None = None, *, family: TaskFamily | None = None,
                  checkpoint_path: str | Path | None = None):
@@ -96,7 +116,6 @@ class RLTrainer(TrainerBase):
         self.learner = RLMetaLearner(learner_config(config), family=family, device=self.device)
         configure_threads(config.threads, self.learner.agent.size, self.device)
         self.family = self.learner.family
-        self._snapshots: deque[torch.Tensor] = deque(maxlen=config.landscape.snapshots)
         self._plane: Plane | None = None
         self._landscape_generator = torch.Generator().manual_seed(config.seed + 1)
         self._scratch_cache: dict[tuple, np.ndarray] = {}
@@ -114,32 +133,51 @@ class RLTrainer(TrainerBase):
                 scheduled_rate(base, cfg.inner_schedule, self.iteration, horizon))
 
     def step(self) -> RLIterationMetrics | Diverged:
-        """One meta-iteration; on a non-finite loss, return or parameter, restore the state before it."""
+        """One whole meta-iteration; on a divergence roll back to the last healthy snapshot and return ``Diverged``."""
+        return exhaust(self._iteration_ticks(interruptible=False))
+
+    def _iteration(self) -> Generator[Event, None, Event | None]:
+        return (yield from self._iteration_ticks(interruptible=True))
+
+    def _iteration_ticks(self, interruptible: bool) -> Generator[Event, None, RLIterationMetrics | Diverged | None]:
+        """The iteration, yielding ``IterationProgress``; ``None`` when a queued stop or pause cut it short."""
         cfg = self._config
         started = time.perf_counter()
+        self._before_iteration()
         meta_lr, inner_lr = self.current_rates()
         learner = self.learner
         learner.config = learner_config(cfg, inner_lr).validate()
         for group in learner.optimizer.param_groups:
             group["lr"] = meta_lr
-        good = learner.state_dict()
+        start_state = learner.state_dict()
         steps_before = learner.runner.env_steps
-        metrics = learner.step()
-        values = [metrics.get(name, 0.0) for name in ("agent_loss", "policy_loss", "critic_loss", "return_after")]
-        reason = None
-        if not metrics["finite"] or not all(math.isfinite(v) for v in values):
-            reason = "the adapted parameters or their losses became non-finite"
-        elif not bool(torch.isfinite(learner.theta.detach()).all()):
-            reason = "meta-parameters became non-finite after the outer step"
+        ticks = learner.step_ticks()
+        reported = started
+        while True:
+            try:
+                updates_done = next(ticks)
+            except StopIteration as done:
+                metrics = done.value
+                break
+            if interruptible and self._commands.interrupt_pending():
+                ticks.close()
+                learner.load_state_dict(start_state)
+                return None
+            now = time.perf_counter()
+            if now - reported >= PROGRESS_EVERY:
+                reported = now
+                tasks = cfg.meta.meta_batch if updates_done >= cfg.rl.updates else 0
+                yield IterationProgress(self.iteration + 1, tasks, cfg.meta.meta_batch, updates_done, cfg.rl.updates,
+                                        (learner.runner.env_steps - steps_before) / (now - started))
+        reason, outer_step = self._divergence(metrics)
         if reason is not None:
-            learner.load_state_dict(good)
+            learner.load_state_dict(start_state)
             hyper = {path: value for path, value, _ in live_fields(cfg) if path.startswith(("rl.", "meta."))}
             inner_field = "rl.actor_lr" if cfg.rl.algorithm == "td3" else "rl.lr"
             hyper.update({"meta.lr (scheduled)": meta_lr, f"{inner_field} (scheduled)": inner_lr})
-            return Diverged(self.iteration + 1, reason, self.iteration, hyper)
+            return self._roll_back(reason, hyper, outer_step=outer_step)
         self.iteration = learner.iteration
-        if self.iteration % cfg.landscape.snapshot_every == 0:
-            self._snapshots.append(learner.theta.detach().cpu().clone())
+        self._after_iteration(learner.theta)
         duration = time.perf_counter() - started
         self._record_duration(duration)
         env_steps = learner.runner.env_steps - steps_before
@@ -149,6 +187,28 @@ class RLTrainer(TrainerBase):
             metrics.get("return_before", math.nan), metrics.get("return_after", math.nan), meta_lr, inner_lr,
             cfg.meta.meta_batch, cfg.rl.updates, env_steps / max(duration, 1e-9), self.iterations_per_second,
             self.elapsed)
+
+    def _divergence(self, metrics: dict[str, float]) -> tuple[str | None, bool]:
+        """Why the finished learner step ``metrics`` is a divergence (``None`` if it is not), and whether only
+        the outer step went wrong."""
+        values = [metrics.get(name, 0.0) for name in ("agent_loss", "policy_loss", "critic_loss", "return_after")]
+        if not metrics["finite"] or not all(math.isfinite(v) for v in values):
+            return "the adapted parameters or their losses became non-finite", False
+        if "critic_loss" in metrics:
+            reason = self._monitor.check(self.iteration + 1, {"critic loss": metrics["critic_loss"]})
+            if reason is not None:
+                return reason, False
+        if not bool(torch.isfinite(self.learner.theta.detach()).all()):
+            return "meta-parameters became non-finite after the outer step", True
+        return None, False
+
+    def _capture(self, reused: dict[str, Any] | None) -> dict[str, Any]:
+        """The learner's whole state (theta, optimizer, generators, counter): small next to an RL iteration."""
+        return self.learner.state_dict()
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        self.learner.load_state_dict(snapshot)
+        self.learner.iteration = self.iteration
 
     def held_out_tasks(self) -> list[dict[str, Any]]:
         """The evaluation tasks: ``evaluation.tasks`` drawn from ``evaluation.seed``, the same every time."""
@@ -212,7 +272,7 @@ class RLTrainer(TrainerBase):
         try:
             losses, transitions = self._surrogate(theta, tasks, seeds, lc.loss)
             phis = learner.adapt_from(theta, tasks[:2], cfg.rl.updates, seed=seed).phi if cfg.rl.updates else None
-            snapshots = torch.stack([*self._snapshots, theta.cpu()]).to(theta.device)
+            snapshots = self._trajectory_points(theta)
             frozen = self._plane if lc.freeze and self._plane is not None and self._plane.kind == lc.plane else None
             result, self._plane = rl_landscape.compute_rl_slice(
                 losses, learner.agent.layout, theta, loss_kind=lc.loss, plane_kind=lc.plane,
@@ -245,14 +305,30 @@ class RLTrainer(TrainerBase):
         return checkpoint.save(path, tensors, meta)
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str = "state") -> None:
+        """Restore a checkpoint's state; all of it is checked first, so a refused one changes nothing."""
+        learner = self.learner
         learner_tensors = {k.removeprefix("learner."): v for k, v in tensors.items() if k.startswith("learner.")}
-        self._check_theta(learner_tensors.get("theta"), self.learner.theta.shape, source)
-        try:
-            self.learner.load_state_dict({"tensors": learner_tensors, "meta": meta["learner"]})
-            self.iteration = int(meta["iteration"])
-            self.elapsed = float(meta["elapsed"])
-        except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
-            raise checkpoint.CheckpointError(f"{source}: incomplete or inconsistent state ({exc})") from None
-        if self.learner.iteration != self.iteration:
+        self._check_theta(learner_tensors.get("theta"), learner.theta, source)
+        checkpoint.check_like(learner_tensors.get("generator"), learner.generator.get_state(), "learner.generator",
+                              source)
+        iteration = checkpoint.counter(meta, "iteration", source)
+        elapsed = checkpoint.seconds(meta, "elapsed", source)
+        learner_meta = meta.get("learner")
+        if not isinstance(learner_meta, dict):
+            raise checkpoint.CheckpointError(f"{source}: the learner's state is missing")
+        if checkpoint.counter(learner_meta, "iteration", source) != iteration:
             raise checkpoint.CheckpointError(f"{source}: the learner's iteration does not match the trainer's")
+        try:
+            type(learner.rng.bit_generator)().state = learner_meta["rng"]
+            optimizer_state = checkpoint.join_state(
+                {k.removeprefix("optimizer."): v for k, v in learner_tensors.items() if k.startswith("optimizer.")},
+                learner_meta["optimizer"])
+        except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+            raise checkpoint.CheckpointError(f"{source}: incomplete or inconsistent state ({exc})") from None
+        checkpoint.check_optimizer_state(learner.optimizer, optimizer_state, source)
+        try:
+            learner.load_state_dict({"tensors": learner_tensors, "meta": learner_meta})
+        except (KeyError, ValueError, TypeError, AttributeError, RuntimeError, OverflowError) as exc:
+            raise checkpoint.CheckpointError(f"{source}: incomplete or inconsistent state ({exc})") from None
+        self.iteration, self.elapsed = iteration, elapsed
 

@@ -23,8 +23,9 @@ from reptile_engine.events import (
     StateChanged,
     TaskFit,
 )
+from reptile_engine.presets import preset
 from reptile_engine.schedules import scheduled_rate
-from reptile_engine.trainer import FitTask, Trainer
+from reptile_engine.trainer import DIVERGENCE_FACTOR, FitTask, Trainer
 
 # Everything a Trainer emits (``events.Failed`` comes only from the child-process wrapper).
 ALL_EVENT_TYPES = {
@@ -320,30 +321,26 @@ def test_divergence_rolls_back_pauses_and_recovers(make_config):
     cfg = make_config({"meta.iterations": 12})
     trainer = Trainer(cfg)
     events = []
-    last_good_theta = trainer.theta.detach().clone()
-    last_good = 0
+    initial_theta = trainer.theta.detach().clone()
     diverged_seen = False
     for event in trainer.run():
         events.append(event)
         if isinstance(event, IterationMetrics):
             assert math.isfinite(event.loss_after)
-            last_good, last_good_theta = event.iteration, trainer.theta.detach().clone()
             if event.iteration == 3:
                 trainer.update({"inner.lr": 10.0, "inner.steps": 50})
         elif isinstance(event, Diverged):
             diverged_seen = True
-            assert event.rolled_back_to == last_good == 3
-            assert event.iteration == last_good + 1
+            assert event.rolled_back_to == 0, "the only healthy snapshot is the initial state"
+            assert event.iteration == 4
             assert event.hyperparameters["inner.lr"] == 10.0
             assert event.hyperparameters["inner.steps"] == 50
             assert event.reason
-            assert trainer.iteration == last_good
-            assert torch.equal(trainer.theta.detach(), last_good_theta)
-            assert torch.isfinite(trainer.theta).all()
+            assert trainer.iteration == 3, "the diverging iteration is not counted"
+            assert torch.equal(trainer.theta.detach(), initial_theta)
         elif isinstance(event, StateChanged) and event.reason == "diverged":
             assert isinstance(events[-2], Diverged), "the pause must follow the Diverged event"
             assert event.state == "paused" and trainer.paused
-            assert torch.equal(trainer.theta.detach(), last_good_theta)
             trainer.update({"inner.lr": 0.02, "inner.steps": 5})
             trainer.resume()
     assert diverged_seen
@@ -372,40 +369,102 @@ def poison_outer_step(trainer: Trainer, monkeypatch, when: set[int]) -> None:
     monkeypatch.setattr(trainer.optimizer, "step", step)
 
 
-def twin_after_rollback(make_config, optimizer: str, good_steps: int, monkeypatch) -> tuple[Trainer, Trainer]:
-    """Trainer ``a`` diverges in its outer step after ``good_steps`` good ones; ``b`` never saw the bad step.
+def optimizer_tensors(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in trainer.optimizer.state.get(trainer.theta, {}).items()}
 
-    Both end with the same iteration and generator state, so a correct rollback makes them identical.
-    """
+
+@pytest.mark.parametrize(("optimizer", "snapshot_every", "bad_step"), [("sgd", 50, 0), ("sgd", 50, 3),
+                                                                       ("adam", 50, 3), ("adam", 4, 6)])
+def test_a_bad_outer_step_restores_the_last_healthy_snapshot_exactly(make_config, monkeypatch, optimizer,
+                                                                      snapshot_every, bad_step):
     cfg = make_config({"meta.optimizer": optimizer, "meta.lr": 0.05 if optimizer == "adam" else 0.5})
-    a, b = Trainer(cfg), Trainer(cfg)
-    poison_outer_step(a, monkeypatch, when={good_steps})
-    for _ in range(good_steps):
-        assert isinstance(a.step(), IterationMetrics) and isinstance(b.step(), IterationMetrics)
-    before = a.theta.detach().clone()
-    event = a.step()
-    assert isinstance(event, Diverged)
-    assert "outer step" in event.reason
-    assert event.rolled_back_to == good_steps and a.iteration == good_steps
-    assert torch.equal(a.theta.detach(), before)
-    b.generator.set_state(a.generator.get_state())
-    return a, b
+    trainer = Trainer(cfg)
+    trainer.SNAPSHOT_EVERY = snapshot_every
+    poison_outer_step(trainer, monkeypatch, when={bad_step})
+    snapshot_at = (bad_step // snapshot_every) * snapshot_every
+    saved = None
+    for _ in range(bad_step):
+        if trainer.iteration == snapshot_at:
+            saved = trainer.theta.detach().clone(), optimizer_tensors(trainer)
+        assert isinstance(trainer.step(), IterationMetrics)
+    if saved is None:
+        saved = trainer.theta.detach().clone(), optimizer_tensors(trainer)
+    event = trainer.step()
+    assert isinstance(event, Diverged) and "outer step" in event.reason
+    assert event.rolled_back_to == snapshot_at and trainer.iteration == bad_step
+    assert torch.equal(trainer.theta.detach(), saved[0])
+    restored = optimizer_tensors(trainer)
+    assert restored.keys() == saved[1].keys()
+    assert all(torch.equal(restored[k], saved[1][k]) for k in restored), "the optimizer state is rolled back too"
+    assert isinstance(trainer.step(), IterationMetrics) and torch.isfinite(trainer.theta).all()
 
 
-@pytest.mark.parametrize(("optimizer", "good_steps"), [("sgd", 0), ("sgd", 2), ("adam", 2)])
-def test_rollback_of_a_bad_outer_step_is_exact(make_config, monkeypatch, optimizer, good_steps):
-    a, b = twin_after_rollback(make_config, optimizer, good_steps, monkeypatch)
-    ma, mb = a.step(), b.step()
-    assert isinstance(ma, IterationMetrics) and isinstance(mb, IterationMetrics)
-    assert (ma.iteration, ma.loss_after) == (mb.iteration, mb.loss_after)
-    assert torch.equal(a.theta.detach(), b.theta.detach())
+def train(trainer: Trainer, iterations: int, every_event=None) -> list:
+    """Drive ``run()`` to ``iterations`` in total, resuming after each divergence; returns the events."""
+    events = []
+    for event in trainer.run(iterations=iterations):
+        events.append(event)
+        if every_event is not None:
+            every_event(event)
+        if isinstance(event, StateChanged) and event.reason == "diverged":
+            trainer.resume()
+    return events
 
 
-def test_rollback_of_a_bad_first_adam_step_restores_the_fresh_state(make_config, monkeypatch):
-    a, b = twin_after_rollback(make_config, "adam", 0, monkeypatch)
-    assert a.optimizer.state_dict()["state"] == {}
-    a.step(), b.step()
-    assert torch.equal(a.theta.detach(), b.theta.detach())
+def test_a_meta_lr_spike_is_contained_and_the_loss_recovers():
+    """Sine's default preset, meta lr 10 for 200 iterations, then back: within 500 the loss is back within 2x."""
+    cfg = preset("default").with_updates({"evaluation.every": 100_000, "evaluation.tasks": 4})
+    trainer = Trainer(cfg)
+    before_spike = of_type(train(trainer, 300), IterationMetrics)
+    level_before = float(np.median([m.loss_after for m in before_spike[-50:]]))
+    trainer.update({"meta.lr": 10.0})
+    spike = train(trainer, 500)
+    divergences = of_type(spike, Diverged)
+    assert divergences, "meta lr 10 must be noticed"
+    first = spike.index(divergences[0])
+    assert all(m.loss_after < 1e6 for m in of_type(spike[:first], IterationMetrics))
+    for divergence in divergences:  # the iteration after a rollback adapts from the restored, healthy theta
+        after = [e for e in spike[spike.index(divergence):] if isinstance(e, IterationMetrics)][:1]
+        assert not after or after[0].loss_after < DIVERGENCE_FACTOR * level_before
+    trainer.update({"meta.lr": cfg.meta.lr})
+    recovered = of_type(train(trainer, 1000), IterationMetrics)
+    level_after = float(np.median([m.loss_after for m in recovered[-50:]]))
+    assert level_after <= 2 * level_before, (level_before, level_after)
+
+
+def test_a_slowly_climbing_loss_is_caught_before_it_explodes(make_config):
+    """Plain SGD at meta lr 10 grows theta tenfold an iteration: caught while the loss is still finite."""
+    trainer = Trainer(make_config({"meta.iterations": 200, "meta.optimizer": "sgd"}))
+    train(trainer, 60)
+    trainer.update({"meta.lr": 10.0})
+    events = []
+    for event in trainer.run(iterations=200):
+        events.append(event)
+        if isinstance(event, Diverged):
+            trainer.stop()
+    (diverged,) = of_type(events, Diverged)
+    assert "times its recent level" in diverged.reason
+    assert all(m.loss_after < 1e6 for m in of_type(events, IterationMetrics))
+    assert diverged.rolled_back_to in (0, 50) and torch.isfinite(trainer.theta).all()
+
+
+def test_adaptation_made_worse_than_before_is_a_divergence(make_config):
+    """Inner lr far too high: the loss after adaptation towers over its level, caught within a few iterations."""
+    trainer = Trainer(make_config({"meta.iterations": 400}))
+    train(trainer, 100)
+    trainer.update({"inner.lr": 0.3})
+    events = []
+    for event in trainer.run():
+        events.append(event)
+        if isinstance(event, Diverged):
+            trainer.stop()
+    (diverged,) = of_type(events, Diverged)
+    assert diverged.iteration <= 100 + 2 * 5 and diverged.rolled_back_to <= 100
+
+
+def test_noise_of_one_task_per_iteration_is_not_a_divergence():
+    cfg = preset("paper").with_updates({"meta.iterations": 1500, "evaluation.every": 100_000, "evaluation.tasks": 4})
+    assert not of_type(list(Trainer(cfg).run()), Diverged)
 
 
 # --- (g) determinism ---
@@ -504,3 +563,53 @@ def test_meta_learned_init_adapts_faster_than_scratch():
     assert final.meta_init[10] < final.scratch[10]
     assert final.meta_init[10] < final.meta_init[0]  # and it adapts
     assert final.meta_init[10] < curves[0].meta_init[10]  # meta-training helped
+
+
+# --- the command queue under a flood ---
+
+
+def test_stop_jumps_a_flood_of_evaluation_requests(make_config):
+    trainer = Trainer(make_config({"meta.iterations": 1000, "evaluation.every": 100_000}))
+    events = []
+    for event in trainer.run():
+        events.append(event)
+        if isinstance(event, IterationMetrics) and event.iteration == 2:
+            for _ in range(5000):
+                trainer.request_evaluation()
+            trainer.stop()
+    assert events[-1] == Finished(2, "stopped")
+    assert len(of_type(events, AdaptationCurve)) <= 3, "the first curve, at most one answer, the last curve"
+
+
+def test_repeated_requests_coalesce(make_config, tmp_path):
+    trainer = Trainer(make_config({"meta.iterations": 3, "evaluation.every": 100_000}))
+    path = tmp_path / "one.safetensors"
+    events = []
+    for event in trainer.run():
+        events.append(event)
+        if isinstance(event, IterationMetrics) and event.iteration == 1:
+            for _ in range(3000):
+                trainer.request_checkpoint(path)
+            trainer.request_checkpoint(tmp_path / "other.safetensors")
+            for seed in range(3):
+                trainer.request_task_fit(FitTask(request=seed, seed=seed, steps=(0, 1)))
+                trainer.request_evaluation()
+    saves = of_type(events, CheckpointSaved)
+    assert sorted(s.path for s in saves) == sorted([str(path), str(tmp_path / "other.safetensors")])
+    (fit,) = of_type(events, TaskFit)
+    assert fit.request == 2, "the newest task fit wins"
+    assert [c.iteration for c in of_type(events, AdaptationCurve)] == [0, 1, 3]
+
+
+def test_pause_jumps_the_queue_and_a_later_resume_undoes_it(make_config):
+    trainer = Trainer(make_config({"meta.iterations": 3}))
+    trainer.request_evaluation()
+    trainer.pause()
+    assert trainer._commands.interrupt_pending()
+    commands = trainer._commands.drain(block=False)
+    assert [type(c).__name__ for c in commands] == ["Pause", "Evaluate"]
+    trainer.pause()
+    trainer.resume()
+    assert not trainer._commands.interrupt_pending()
+    trainer.stop()
+    assert trainer._commands.interrupt_pending()

@@ -161,8 +161,8 @@ def test_targets_and_online_networks_of_every_task_start_at_theta(setting, monke
         (actor.detach().clone(), critics.detach().clone(), target.clone())) or step(agent, actor, critics, target,
                                                                                      *a, **k))
     collected = []
-    collect = runner.collect
-    monkeypatch.setattr(runner, "collect", lambda params, *a, **k: collected.append(params.clone())
+    collect = runner.collect_steps
+    monkeypatch.setattr(runner, "collect_steps", lambda params, *a, **k: collected.append(params.clone())
                         or collect(params, *a, **k))
     adapt(agent, runner, theta, TASKS, seed_table(SMALL), SMALL, torch.Generator().manual_seed(0))
     actor, critics, target = seen[0]
@@ -293,8 +293,8 @@ def test_reptile_outer_step_with_td3_moves_theta_by_eps_towards_the_mean_of_phi(
     rng = copy.deepcopy(learner.rng)
     generator = torch.Generator().set_state(learner.generator.get_state())
     starts = []
-    collect = learner.runner.collect
-    monkeypatch.setattr(learner.runner, "collect", lambda params, *a, **k:
+    collect = learner.runner.collect_steps
+    monkeypatch.setattr(learner.runner, "collect_steps", lambda params, *a, **k:
                         starts.append(params.clone()) or collect(params, *a, **k))
 
     metrics = learner.step()

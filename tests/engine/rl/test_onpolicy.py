@@ -69,8 +69,8 @@ def test_each_update_collects_fresh_episodes_with_the_current_parameters(setting
     agent, runner, theta = setting
     config = OnPolicyConfig(updates=3, episodes=2, epochs=1, minibatches=2)
     calls = []
-    collect = runner.collect
-    monkeypatch.setattr(runner, "collect", lambda params, tasks, seeds, episodes, **kw:
+    collect = runner.collect_steps
+    monkeypatch.setattr(runner, "collect_steps", lambda params, tasks, seeds, episodes, **kw:
                         calls.append((params.clone(), list(seeds))) or collect(params, tasks, seeds, episodes, **kw))
     seeds = np.arange(12).reshape(4, 3)
     result = adapt(agent, runner, theta, TASKS, seeds, config, torch.Generator().manual_seed(0))

@@ -25,8 +25,8 @@ def test_outer_step_moves_actor_and_critic_by_eps_towards_the_mean_of_phi(eps, m
     rng = copy.deepcopy(learner.rng)
     generator = torch.Generator().set_state(learner.generator.get_state())
     starts = []
-    collect = learner.runner.collect
-    monkeypatch.setattr(learner.runner, "collect", lambda params, *a, **k:
+    collect = learner.runner.collect_steps
+    monkeypatch.setattr(learner.runner, "collect_steps", lambda params, *a, **k:
                         starts.append(params.clone()) or collect(params, *a, **k))
 
     learner.step()

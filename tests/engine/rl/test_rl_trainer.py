@@ -7,6 +7,7 @@ import dataclasses
 import math
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from reptile_engine.events import (
     ConfigChanged,
     Diverged,
     Finished,
+    IterationProgress,
     LandscapeReady,
     RLIterationMetrics,
     Rollouts,
@@ -109,15 +111,15 @@ def test_a_non_finite_iteration_rolls_back_and_pauses(monkeypatch):
     trainer = RLTrainer(tiny())
     list(trainer.run(iterations=1))
     theta = trainer.theta.detach().clone()
-    real_step = trainer.learner.step
+    real_step = trainer.learner.step_ticks
 
     def poisoned_step():
-        metrics = real_step()
+        metrics = yield from real_step()
         with torch.no_grad():
             trainer.learner.theta.fill_(float("nan"))
         return metrics
 
-    monkeypatch.setattr(trainer.learner, "step", poisoned_step)
+    monkeypatch.setattr(trainer.learner, "step_ticks", poisoned_step)
     event = trainer.step()
     assert isinstance(event, Diverged) and event.rolled_back_to == 1 and "rl.lr (scheduled)" in event.hyperparameters
     assert trainer.iteration == 1 == trainer.learner.iteration
@@ -231,3 +233,74 @@ def test_td3_trains_resumes_and_slices(tmp_path):
         result = resumed.landscape(dataclasses.replace(resumed.config.landscape, loss=loss)).slice
         assert result.loss == loss and np.all(np.isfinite(result.values))
         assert result.values[5, 5] == pytest.approx(result.center_loss, rel=1e-5, abs=1e-6)
+
+
+@pytest.fixture
+def slow(monkeypatch) -> ExperimentConfig:
+    """Many inner updates per meta-iteration on point-nav-2d, reported every few milliseconds."""
+    monkeypatch.setattr("reptile_engine.rl.trainer.PROGRESS_EVERY", 0.005)
+    return tiny(meta__iterations=3, meta__meta_batch=4, rl__updates=10, rl__episodes=10, rl__horizon=40,
+                evaluation__every=100)
+
+
+def test_progress_is_reported_within_a_slow_iteration(slow):
+    trainer = RLTrainer(slow)
+    events = list(trainer.run(iterations=1))
+    progress = [e for e in events if isinstance(e, IterationProgress)]
+    (finished,) = metrics_of(events)
+    assert len(progress) >= 2
+    assert events.index(progress[-1]) < events.index(finished)
+    assert all(p.iteration == 1 and p.tasks_total == 4 and p.updates_total == 10 for p in progress)
+    assert all(p.env_steps_per_second > 0 for p in progress)
+    done = [p.updates_done for p in progress]
+    assert done == sorted(done) and done[-1] <= 10
+    assert all(p.tasks_done in (0, 4) for p in progress)
+
+
+def test_stop_mid_iteration_discards_it(slow):
+    trainer = RLTrainer(slow)
+    list(trainer.run(iterations=1))
+    theta = trainer.theta.detach().clone()
+    state = trainer.learner.state_dict()
+    events = []
+    for event in trainer.run(iterations=3):
+        events.append(event)
+        if isinstance(event, IterationProgress):
+            threading.Thread(target=trainer.stop).start()  # as the GUI would, from another thread
+    assert isinstance(events[-1], Finished) and events[-1].reason == "stopped"
+    assert not metrics_of(events) and events[-1].iteration == 1
+    assert trainer.iteration == 1 == trainer.learner.iteration
+    assert torch.equal(trainer.theta.detach(), theta)
+    assert trainer.learner.rng.bit_generator.state == state["meta"]["rng"], "the generators as before the iteration"
+    assert torch.equal(trainer.learner.generator.get_state(), state["tensors"]["generator"])
+
+
+def test_a_pause_mid_iteration_redoes_it_exactly_on_resume(slow):
+    straight = RLTrainer(slow)
+    list(straight.run(iterations=1))
+    paused = RLTrainer(slow)
+    events = []
+    for event in paused.run(iterations=1):
+        events.append(event)
+        if isinstance(event, IterationProgress) and len(events) < 5:
+            paused.pause()
+        if isinstance(event, StateChanged) and event.state == "paused":
+            assert paused.iteration == 0
+            paused.resume()
+    assert [s.state for s in events if isinstance(s, StateChanged)] == ["running", "paused", "running"]
+    assert torch.equal(paused.theta.detach(), straight.theta.detach())
+
+
+def test_an_exploding_critic_loss_rolls_back_before_it_is_non_finite(monkeypatch):
+    trainer = RLTrainer(tiny(meta__iterations=40))
+    list(trainer.run(iterations=25))
+    real_step = trainer.learner.step_ticks
+
+    def exploding():
+        metrics = yield from real_step()
+        return {**metrics, "critic_loss": 1e9}
+
+    monkeypatch.setattr(trainer.learner, "step_ticks", exploding)
+    event = trainer.step()
+    assert isinstance(event, Diverged) and "critic loss" in event.reason
+    assert event.rolled_back_to == 24 and trainer.iteration == 25 == trainer.learner.iteration
