@@ -1,5 +1,8 @@
 """Writing plots to disk: PNG and SVG through pyqtgraph's exporters, CSV from numpy arrays.
 
+Every file is written to a temporary file in its folder and renamed into place, so a failed export
+leaves neither a truncated file nor a damaged earlier one.
+
 Every function raises :class:`ExportError` (an ``OSError``) naming the path when it cannot write,
 so a caller needs one ``except`` clause and can show the message as it is.
 
@@ -16,11 +19,15 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Mapping, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PySide6.QtGui import QImageWriter
 
 
 class ExportError(OSError):
@@ -44,6 +51,24 @@ def _check_writable(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write instead; renamed onto ``path`` when the block succeeds,
+    removed when it fails, so a failed export never leaves a truncated file (nor replaces a good one)."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(handle)
+    temporary = Path(temporary)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except ExportError:
+        raise
+    except OSError as exc:
+        raise ExportError(f"Cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def _graphics_target(target: Any) -> Any:
     """The graphics item (or scene) to export from a ``StorePlot``, a ``PlotWidget`` or an item."""
     plot_item = getattr(target, "plot_item", None)  # StorePlot
@@ -58,11 +83,17 @@ def _graphics_target(target: Any) -> Any:
 def export_png(target: Any, path: str | os.PathLike[str], width: int | None = None) -> Path:
     """Render ``target`` (a plot widget or item) to a PNG ``width`` pixels wide (default: as on screen).
 
-    The height follows the on-screen aspect ratio. Returns the path written.
+    The height follows the on-screen aspect ratio; another image format Qt can write is chosen by the
+    path's suffix. Returns the path written.
     """
     from pyqtgraph.exporters import ImageExporter
 
     path = _check_writable(path)
+    image_format = path.suffix.lstrip(".").lower() or "png"
+    supported = sorted(bytes(f).decode() for f in QImageWriter.supportedImageFormats())
+    if image_format not in supported:
+        raise ExportError(f"Cannot write {path}: Qt could not save the image, it has no writer for "
+                          f".{image_format} files (it has: {', '.join(supported)})")
     exporter = ImageExporter(_graphics_target(target))
     params = exporter.parameters()
     if width is not None:
@@ -74,13 +105,13 @@ def export_png(target: Any, path: str | os.PathLike[str], width: int | None = No
     if params["width"] <= 0 or params["height"] <= 0:
         raise ExportError(f"Cannot write {path}: the plot has no size yet (is it laid out?)")
     try:
-        ok = exporter.export(str(path))
-    except OSError as exc:
-        raise ExportError(f"Cannot write {path}: {exc.strerror or exc}") from exc
+        image = exporter.export(toBytes=True)  # rendered in memory; written below with Qt's reason on failure
     except Exception as exc:  # pyqtgraph raises bare Exceptions for bad sizes
         raise ExportError(f"Cannot write {path}: {exc}") from exc
-    if ok is False:
-        raise ExportError(f"Cannot write {path}: Qt could not save the image")
+    with _atomic(path) as temporary:
+        writer = QImageWriter(str(temporary), image_format.encode())
+        if not writer.write(image):
+            raise ExportError(f"Cannot write {path}: Qt could not save the image ({writer.errorString()})")
     return path
 
 
@@ -89,11 +120,9 @@ def export_svg(target: Any, path: str | os.PathLike[str]) -> Path:
     from pyqtgraph.exporters import SVGExporter
 
     path = _check_writable(path)
-    exporter = SVGExporter(_graphics_target(target))
-    try:
-        exporter.export(str(path))
-    except OSError as exc:
-        raise ExportError(f"Cannot write {path}: {exc.strerror or exc}") from exc
+    document = SVGExporter(_graphics_target(target)).export(toBytes=True)
+    with _atomic(path) as temporary:
+        temporary.write_bytes(document)
     return path
 
 
@@ -121,31 +150,55 @@ def write_csv(path: str | os.PathLike[str], header: Sequence[str], columns: Sequ
     path = _check_writable(path)
     cells = [_format_column(np.ravel(column)) for column in columns]
     rows = max((len(c) for c in cells), default=0)
-    try:
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(list(header))
-            for i in range(rows):
-                writer.writerow([c[i] if i < len(c) else "" for c in cells])
-    except OSError as exc:
-        raise ExportError(f"Cannot write {path}: {exc.strerror or exc}") from exc
+    with _atomic(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(list(header))
+        for i in range(rows):
+            writer.writerow([c[i] if i < len(c) else "" for c in cells])
     return path
 
 
-def export_all(folder: str | os.PathLike[str], plots: Mapping[str, Any], *, width: int | None = None) -> list[Path]:
-    """Write ``<name>.png``, ``<name>.svg`` and ``<name>.csv`` into ``folder`` for each plot.
+def export_all(folder: str | os.PathLike[str], plots: Mapping[str, Any], *, width: int | None = None,
+               files: Mapping[str, Callable[[Path], Any]] | None = None) -> list[Path]:
+    """Write ``<name>.png``, ``<name>.svg`` and ``<name>.csv`` into ``folder`` for each plot, and each of
+    ``files`` (a file name mapped to a function that writes that file at the path it is given).
 
     ``plots`` maps a file stem to a ``StorePlot`` (anything with ``export_png``, ``export_svg`` and
-    ``export_csv``). The folder is created when missing. Returns the paths written, in order.
+    ``export_csv``). The folder is created when missing. Everything is first written into a hidden folder
+    inside it and moved into place only when every file was written, so a failure leaves no partial set
+    (and the files of an earlier export as they were); the error names the file that failed. Returns the
+    paths written, in order.
     """
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"Cannot create the export folder {folder}: {exc.strerror or exc}") from exc
-    written: list[Path] = []
+    writers: list[tuple[str, Callable[[Path], Any]]] = []
     for name, plot in plots.items():
-        written.append(plot.export_png(folder / f"{name}.png", width=width))
-        written.append(plot.export_svg(folder / f"{name}.svg"))
-        written.append(plot.export_csv(folder / f"{name}.csv"))
-    return written
+        writers += [(f"{name}.png", lambda p, plot=plot: plot.export_png(p, width=width)),
+                    (f"{name}.svg", lambda p, plot=plot: plot.export_svg(p)),
+                    (f"{name}.csv", lambda p, plot=plot: plot.export_csv(p))]
+    writers += list((files or {}).items())
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".export.", dir=folder))
+    except OSError as exc:
+        raise ExportError(f"Cannot write into {folder}: {exc.strerror or exc}") from exc
+    try:
+        for file_name, write in writers:
+            try:
+                write(staging / file_name)
+            except ExportError as exc:
+                raise ExportError(f"Export to {folder} failed at {file_name}: {exc}") from exc
+            except OSError as exc:
+                raise ExportError(f"Export to {folder} failed at {file_name}: {exc.strerror or exc}") from exc
+        written = []
+        for file_name, _ in writers:
+            try:
+                os.replace(staging / file_name, folder / file_name)
+            except OSError as exc:
+                raise ExportError(f"Cannot write {folder / file_name}: {exc.strerror or exc}") from exc
+            written.append(folder / file_name)
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QLabel, QWidget
+from PySide6.QtWidgets import QCheckBox, QWidget
 
-from reptile_gui.plots.base import PALETTE, StorePlot, name_control
+from reptile_gui.plots.base import PALETTE, ElidedLabel, StorePlot, name_control
 from reptile_gui.store import RunStore
 from reptile_gui.widgets._util import blocked
 
@@ -71,7 +71,7 @@ class AdaptationCurvePlot(StorePlot):
         self.log_y_check = QCheckBox("log y", self)
         self.log_y_check.setChecked(log_y)
         name_control(self.log_y_check, "adaptation_curve_log_y", "Logarithmic loss axis", self.LOG_Y_TIP)
-        self.summary_label = QLabel("No adaptation curve yet", self)
+        self.summary_label = ElidedLabel("No adaptation curve yet", self)
         self.summary_label.setObjectName("adaptation_curve_summary")
         self.summary_label.setAccessibleName("Adaptation summary")
         self.controls.addWidget(self.summary_label, 1)
@@ -99,7 +99,7 @@ class AdaptationCurvePlot(StorePlot):
         y_label, x_label, legend_offset = self.QUANTITIES[quantity]
         self.set_axis_label("left", y_label)
         self.set_axis_label("bottom", x_label)
-        self.legend.setOffset(legend_offset)
+        self.set_legend_corner(legend_offset)
         returns = quantity == "return"
         with blocked(self.log_y_check):
             self.log_y_check.setEnabled(not returns)

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QMetaMethod, QRectF, Qt, Signal
+from PySide6.QtCore import QMetaMethod, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt import QElidingLabel
 
 from reptile_gui import export
 from reptile_gui.store import RunStore
@@ -106,6 +107,73 @@ def name_control(widget: QWidget, object_name: str, accessible_name: str, toolti
             editor.setAccessibleName(f"{accessible_name} (typed value)")
 
 
+class ElidedLabel(QElidingLabel):
+    """A one-line label that shortens its text with "…" instead of widening the window, and shows the
+    whole text as its tool tip while shortened (a long read-out must not set the window's minimum width)."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self._update_tooltip()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._update_tooltip()
+
+    def _update_tooltip(self) -> None:
+        shortened = QLabel.text(self) != self.full_text()  # QLabel holds the shortened text
+        self.setToolTip(self.full_text() if shortened else "")
+
+
+class TitleLabel(pg.LabelItem):
+    """A plot title that never sets the plot's minimum width (pyqtgraph's title makes its text's width the
+    plot's minimum, so a long title pushes the graph's right edge out of a narrow window)."""
+
+    def updateMin(self) -> None:  # noqa: N802 (pyqtgraph's name)
+        super().updateMin()
+        self.setMinimumWidth(0)
+        height = self._sizeHint[Qt.SizeHint.MinimumSize][1]
+        self._sizeHint[Qt.SizeHint.MinimumSize] = (0, height)
+
+
+class PlotLegend(pg.LegendItem):
+    """A legend that remembers when the user dragged it (it then stays where it was put)."""
+
+    moved_by_user = False
+
+    def mouseDragEvent(self, ev) -> None:  # noqa: N802 (pyqtgraph's name)
+        super().mouseDragEvent(ev)
+        if ev.isAccepted():
+            self.moved_by_user = True
+
+
+#: How long after a redraw, resize or change of range the legend finds its corner (and so how often at most).
+LEGEND_DELAY_MS = 60
+
+#: The four corners a legend inside the graph can take, as pyqtgraph offsets.
+LEGEND_CORNERS: tuple[tuple[int, int], ...] = ((-10, 10), (10, 10), (-10, -10), (10, -10))
+
+
+def _polyline_pixels(x: np.ndarray, y: np.ndarray, joined: bool, step: float = 6.0,
+                     limit: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Points along a curve in pixels: its vertices (at most ``limit``) and, for a line, points every
+    ``step`` pixels along each segment, so that a line crossing a corner counts even without a vertex there."""
+    keep = np.isfinite(x) & np.isfinite(y)
+    if len(x) > limit:
+        index = np.linspace(0, len(x) - 1, limit).astype(int)
+        x, y, keep = x[index], y[index], keep[index]
+    if not joined or len(x) < 2:
+        return x[keep], y[keep]
+    dx, dy = np.diff(x), np.diff(y)
+    usable = keep[:-1] & keep[1:]
+    counts = np.where(usable, np.ceil(np.hypot(np.where(usable, dx, 0), np.where(usable, dy, 0)) / step), 0)
+    counts = counts.clip(0, 400).astype(int)
+    segment = np.repeat(np.arange(len(dx)), counts)
+    fraction = (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)) / np.repeat(
+        np.maximum(counts, 1), counts)
+    return (np.concatenate([x[keep], x[segment] + fraction * dx[segment]]),
+            np.concatenate([y[keep], y[segment] + fraction * dy[segment]]))
+
+
 class DecadeAxis(pg.AxisItem):
     """An axis whose log mode labels decades first and 2..9 only where there is room.
 
@@ -143,8 +211,13 @@ class StorePlot(QWidget):
     title: ClassVar[str] = "Plot"
     #: Shown in the middle of the graph while there is nothing to draw.
     empty_text: ClassVar[str] = "No data yet"
-    #: Legend anchor, pyqtgraph style: positive x/y from the left/top edge, negative from the right/bottom.
+    #: The legend's preferred corner, pyqtgraph style: positive x/y from the left/top edge, negative from the
+    #: right/bottom. The legend moves to another corner when that one covers fewer data points, and stays
+    #: wherever the user drags it.
     legend_offset: ClassVar[tuple[int, int]] = (-10, 10)
+    #: Whether the legend sits below the graph instead of in a corner of it (for a plot whose data fills
+    #: the whole graph, such as a heat map).
+    legend_below: ClassVar[bool] = False
 
     exportFinished = Signal(str)
     exportFailed = Signal(str)
@@ -157,6 +230,8 @@ class StorePlot(QWidget):
     MAX_DUTY: ClassVar[float] = 0.3
     #: Size (pixels) of the graph when exporting a plot that is not on screen.
     EXPORT_SIZE: ClassVar[tuple[int, int]] = (800, 500)
+    #: Font sizes a title may take, largest first: the largest that fits the plot's width is used.
+    TITLE_POINT_SIZES: ClassVar[tuple[int, ...]] = (10, 9, 8, 7)
 
     def __init__(self, store: RunStore, parent: QWidget | None = None):
         super().__init__(parent)
@@ -164,6 +239,9 @@ class StorePlot(QWidget):
         self._drawn_key: tuple | None = None
         self._not_before = 0.0
         self._settings_revision = 0
+        self._export_rect: QRectF | None = None  # the graph's geometry while a hidden plot is exported
+        self._title_text: str | None = None
+        self._fitting_title = False
         name_control(self, self.plot_name, self.title)
 
         self.plot_widget = pg.PlotWidget(self, background=PALETTE.background,
@@ -173,14 +251,14 @@ class StorePlot(QWidget):
         name_control(self.plot_widget, f"{self.plot_name}_graph", f"{self.title} graph")
         self.plot_item: pg.PlotItem = self.plot_widget.getPlotItem()
         self.view_box: pg.ViewBox = self.plot_item.getViewBox()
+        self._use_title_label()
         self._style_plot_item()
-        self.legend = self.plot_item.addLegend(
-            offset=self.legend_offset, brush=pg.mkBrush(255, 255, 255, 225), pen=pg.mkPen("#c8c8c8"),
-            labelTextColor=PALETTE.foreground, labelTextSize="9pt", verSpacing=-4)
+        self._make_legend()
 
         self.placeholder = pg.TextItem(self.empty_text, color="#888888", anchor=(0.5, 0.5))
         self.placeholder.setParentItem(self.view_box)  # in the view box's frame: stays put on pan/zoom
         self.view_box.sigResized.connect(self._center_placeholder)
+        self.plot_item.geometryChanged.connect(self._fit_title)
 
         self.controls = QHBoxLayout()
         self.controls.setContentsMargins(6, 0, 6, 0)
@@ -199,6 +277,107 @@ class StorePlot(QWidget):
     def _make_view_box(self) -> pg.ViewBox | None:
         """A custom ``ViewBox`` for the plot item, or ``None`` for pyqtgraph's."""
         return None
+
+    def _use_title_label(self) -> None:
+        """Put a :class:`TitleLabel` where pyqtgraph's title goes (``setTitle`` then fills it)."""
+        layout = self.plot_item.layout
+        old = self.plot_item.titleLabel
+        layout.removeItem(old)
+        self.plot_item.scene().removeItem(old)
+        self.plot_item.titleLabel = TitleLabel("", size="10pt", parent=self.plot_item)
+        layout.addItem(self.plot_item.titleLabel, 0, 0, 1, 6)  # centred over the whole plot, colour bar too
+        self.plot_item.setTitle(None)
+
+    def _make_legend(self) -> None:
+        style = {"brush": pg.mkBrush(255, 255, 255, 185), "pen": pg.mkPen("#c8c8c8"),
+                 "labelTextColor": PALETTE.foreground, "labelTextSize": "9pt", "verSpacing": -4}
+        self.legend_corner = self.legend_offset
+        if self.legend_below:
+            self.legend = PlotLegend(offset=None, **style)
+            self.plot_item.layout.addItem(self.legend, 4, 1)  # under the bottom axis
+            self.plot_item.geometryChanged.connect(self._fit_legend_columns)
+        else:
+            self.legend = PlotLegend(offset=self.legend_offset, **style)
+            self.legend.setParentItem(self.view_box)
+        self.plot_item.legend = self.legend  # named items added later join it
+        # Re-place the legend once things settle after a redraw, a resize or a change of the range.
+        self._legend_timer = QTimer(self)
+        self._legend_timer.setSingleShot(True)
+        self._legend_timer.setInterval(LEGEND_DELAY_MS)
+        self._legend_timer.timeout.connect(self._place_legend)
+        self.view_box.sigResized.connect(self._schedule_legend)
+        self.view_box.sigRangeChanged.connect(self._schedule_legend)
+
+    def _schedule_legend(self, *_) -> None:
+        """Place the legend ``LEGEND_DELAY_MS`` from now, at most that often (a live plot redraws faster)."""
+        if not self._legend_timer.isActive():
+            self._legend_timer.start()
+
+    def set_legend_corner(self, offset: tuple[int, int]) -> None:
+        """Make ``offset`` the legend's preferred corner (it still avoids covering data)."""
+        self.legend_corner = offset
+        self._place_legend()
+
+    def _place_legend(self) -> None:
+        """Put the legend in the corner of the graph that covers the fewest data points, preferring its
+        preferred corner and then the one it is in (so it does not jump about as data comes)."""
+        legend = self.legend
+        if self.legend_below:
+            self._fit_legend_columns()
+            return
+        if legend.moved_by_user or not legend.items:
+            return
+        box = self.view_box.boundingRect()
+        if box.width() < 1 or box.height() < 1:
+            return
+        xs, ys = self._data_pixels(box)
+        width, height = legend.width() + 12, legend.height() + 12  # the corner margin and half a symbol
+
+        def covered(offset: tuple[int, int]) -> int:
+            left = xs < width if offset[0] > 0 else xs > box.width() - width
+            top = ys < height if offset[1] > 0 else ys > box.height() - height
+            return int(np.count_nonzero(left & top))
+
+        placed = legend.opts["offset"]
+        current = (int(placed[0]), int(placed[1])) if placed is not None else self.legend_corner
+        order = [self.legend_corner, current, *LEGEND_CORNERS]
+        best = min(order, key=lambda corner: (covered(corner), order.index(corner)))
+        if best != current:
+            legend.setOffset(best)
+
+    def _fit_legend_columns(self) -> None:
+        """Lay a legend under the graph out in as many columns as fit the graph's width (rows fill first)."""
+        entries = [sample.width() + label.itemRect().width() + 12 for sample, label in self.legend.items]
+        if not entries:
+            return
+        room = self.available_width() - (self.plot_item.width() - self.view_box.width()) - 16  # axes, colour bar
+        columns = next((n for n in range(len(entries), 1, -1)
+                        if sum(max(entries[c::n]) for c in range(n)) <= room), 1)
+        if self.legend.columnCount != columns:
+            self.legend.setColumnCount(columns)
+            self.fit_to_view()
+
+    def _data_pixels(self, box: QRectF) -> tuple[np.ndarray, np.ndarray]:
+        """Where the visible data items' points are in the view box, in pixels from its top left."""
+        view = self.view_box.viewRect()
+        if view.width() <= 0 or view.height() <= 0:
+            return np.empty(0), np.empty(0)
+        xs, ys = [], []
+        for item in self.plot_item.listDataItems():
+            if not item.isVisible():
+                continue
+            x, y = item.getData()
+            if x is None or y is None or len(x) == 0:
+                continue
+            px = (np.asarray(x, dtype=np.float64) - view.left()) / view.width() * box.width()
+            py = (view.bottom() - np.asarray(y, dtype=np.float64)) / view.height() * box.height()
+            joined = isinstance(item, pg.PlotDataItem) and item.opts.get("pen") is not None
+            px, py = _polyline_pixels(px, py, joined)
+            xs.append(px)
+            ys.append(py)
+        if not xs:
+            return np.empty(0), np.empty(0)
+        return np.concatenate(xs), np.concatenate(ys)
 
     def _style_plot_item(self) -> None:
         item = self.plot_item
@@ -229,12 +408,48 @@ class StorePlot(QWidget):
         case>``; the caller connects the button."""
         button = QPushButton(text, self)
         name_control(button, f"{self.plot_name}_{text.lower().replace(' ', '_')}", accessible_name, tooltip)
-        label = QLabel(hint, self)
+        label = ElidedLabel(hint, self)
         label.setObjectName(f"{self.plot_name}_hint")
         label.setStyleSheet("color: #555;")
         self.controls.addWidget(label, 1)
         self.controls.addWidget(button)
         return button
+
+    def set_title(self, text: str) -> None:
+        """Show ``text`` above the graph, in the largest of ``TITLE_POINT_SIZES`` that fits its width.
+
+        pyqtgraph makes a title's width the plot's minimum width; a long title would push the graph's
+        right edge (and a colour bar) out of a narrow window, so the title shrinks instead.
+        """
+        self._title_text = text
+        self._fit_title()
+
+    def _fit_title(self) -> None:
+        text = self._title_text
+        if text is None or self._fitting_title:
+            return
+        self._fitting_title = True  # setting a title resizes the graph, which calls this again
+        try:
+            room = self.available_width() - 16
+            for size in self.TITLE_POINT_SIZES:
+                self.plot_item.setTitle(text, color=PALETTE.foreground, size=f"{size}pt")
+                if self.plot_item.titleLabel.itemRect().width() <= room:
+                    break
+            self.fit_to_view()
+        finally:
+            self._fitting_title = False
+
+    def available_width(self) -> float:
+        """The width the graph has: the view's on screen, the export size while a hidden plot is exported."""
+        return self._export_rect.width() if self._export_rect is not None else self.plot_widget.range.width()
+
+    def fit_to_view(self) -> None:
+        """Give the graph the view's size again after an item inside it (a long title, a wide legend)
+        stretched it past the view's edge: pyqtgraph only fits it to the view when the view resizes."""
+        rect = self._export_rect if self._export_rect is not None else self.plot_widget.range
+        minimum = self.plot_item.effectiveSizeHint(Qt.SizeHint.MinimumSize)
+        if self.plot_item.geometry().width() > max(rect.width(), minimum.width()) + 0.5:
+            self.plot_item.setGeometry(rect)
 
     def set_axis_label(self, side: str, text: str) -> None:
         """Label an axis; ``text`` carries its unit in brackets, e.g. ``"query loss (MSE)"``."""
@@ -317,6 +532,7 @@ class StorePlot(QWidget):
             return False
         self._drawn_key = key
         self._redraw()
+        self._schedule_legend()
         cost = time.perf_counter() - start
         slow = cost > self.SLOW_REDRAW_S and self.data_size() >= self.THROTTLE_MIN_POINTS
         self._not_before = start + cost / self.MAX_DUTY if slow else 0.0
@@ -347,11 +563,13 @@ class StorePlot(QWidget):
         if self.plot_widget.isVisible() and rect.width() >= 100 and rect.height() >= 80:
             yield
             return
-        self.plot_item.setGeometry(QRectF(0, 0, *self.EXPORT_SIZE))
+        self._export_rect = QRectF(0, 0, *self.EXPORT_SIZE)
+        self.plot_item.setGeometry(self._export_rect)
         self.plot_item.layout.activate()
         try:
             yield
         finally:
+            self._export_rect = None
             self.plot_item.setGeometry(rect)
 
     def export_png(self, path: str | os.PathLike[str], width: int | None = None) -> Path:

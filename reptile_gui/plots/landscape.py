@@ -20,7 +20,10 @@ and the inner-steps control is hidden (the inner loop is ``rl.updates``).
 The row of controls above the graph edits the ``landscape`` config section. Edits are coalesced: each
 one restarts a ~200 ms single-shot timer and the plot emits one ``changesRequested({dotted path:
 value})`` when it fires; "Recompute now" first sends any pending edits, then emits
-``recomputeRequested``. :meth:`LandscapePlot.set_config` re-syncs the controls with their signals
+``recomputeRequested`` and shows that it waits (the button disabled and reading "Computing…", a busy bar
+beside it) until the slice arrives or the window learns that none is coming (:meth:`LandscapePlot.set_busy`).
+The controls wrap onto more lines in a narrow window; the legend sits under the map, the view takes in
+the paths and task points that leave the grid. :meth:`LandscapePlot.set_config` re-syncs the controls with their signals
 blocked, so a ``ConfigChanged`` echo does not come back as an edit.
 
 >>> plot = LandscapePlot(store, config=controller.config)              # doctest: +SKIP
@@ -44,13 +47,15 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QWidget,
 )
+from superqt import QFlowLayout
 
 from reptile_engine.config import RL_LANDSCAPE_LOSSES, SUPERVISED_LANDSCAPE_LOSSES, LandscapeConfig
-from reptile_gui.plots.base import StorePlot, name_control
+from reptile_gui.plots.base import ElidedLabel, StorePlot, name_control
 from reptile_gui.store import RunStore
 from reptile_gui.widgets._util import blocked, name_internals
 
@@ -242,7 +247,7 @@ class LandscapePlot(StorePlot):
     plot_name = "landscape"
     title = "Loss landscape"
     empty_text = "No landscape yet: press \u201cRecompute now\u201d"
-    legend_offset = (-10, -10)
+    legend_below = True  # the heat map fills the graph: no corner is free
 
     changesRequested = Signal(dict)
     recomputeRequested = Signal()
@@ -258,6 +263,10 @@ class LandscapePlot(StorePlot):
     CONTOUR_COLOR = (255, 255, 255, 120)
     #: Inner-loop paths shorter than this fraction of the grid's half-width get no arrow head.
     MIN_ARROW_FRACTION = 0.02
+    RECOMPUTE_TEXT = "Recompute now"
+    COMPUTING_TEXT = "Computing…"
+    RECOMPUTE_TIP = "Compute a slice with these settings at the next iteration boundary"
+    COMPUTING_TIP = "A slice is being computed; a fine grid can take several seconds"
 
     def __init__(self, store: RunStore, parent: QWidget | None = None, *,
                  config: Any = None, log_scale: bool = True):
@@ -267,6 +276,7 @@ class LandscapePlot(StorePlot):
         self._drawn_rect: QRectF | None = None
         self._kind = ""
         self._log_preference = log_scale
+        self._busy_key: tuple[int, int] | None = None  # (store id, landscape_version) when a slice was asked
         self.hovered: tuple[float, float, float] | None = None
         super().__init__(store, parent)
         self.set_axis_label("bottom", "α (direction 1)")
@@ -319,7 +329,7 @@ class LandscapePlot(StorePlot):
             color.setAlphaF(alpha)
             segment = self.make_curve(None, color, width=2.6, z=10 + k / 100)
             self.trajectory_segments.append(segment)
-        self.legend.addItem(self.trajectory_segments[-1], "meta-trajectory (older: fainter)")
+        self.legend.addItem(self.trajectory_segments[-1], "meta-trajectory")
         self.trajectory_scatter = pg.ScatterPlotItem(size=6, pen=None, antialias=True)
         self.trajectory_scatter.setZValue(11)
         self.plot_item.addItem(self.trajectory_scatter)
@@ -327,7 +337,7 @@ class LandscapePlot(StorePlot):
         self.path_curves: list[pg.PlotDataItem] = []
         self.path_arrows: list[pg.ArrowItem] = []
         self._add_paths(2)
-        self.legend.addItem(self.path_curves[0], "inner loop: θ → adapted φ")
+        self.legend.addItem(self.path_curves[0], "inner loop θ → φ")
 
         self.task_scatter = pg.ScatterPlotItem(size=13, symbol="d", pen=pg.mkPen(self.OUTLINE_COLOR, width=1.2),
                                                brush=pg.mkBrush(self.PATH_COLOR), antialias=True)
@@ -344,7 +354,7 @@ class LandscapePlot(StorePlot):
                                                brush=pg.mkBrush("#ffffff"), antialias=True)
         self.theta_marker.setZValue(30)
         self.plot_item.addItem(self.theta_marker)
-        self.legend.addItem(self.theta_marker, "θ: current meta-parameters")
+        self.legend.addItem(self.theta_marker, "θ (meta-parameters)")
         self.theta_label = self._text_item("θ", anchor=(1.15, 1.05))
         self.theta_label.setPos(0.0, 0.0)
         self.theta_label.setVisible(False)
@@ -374,16 +384,27 @@ class LandscapePlot(StorePlot):
             self.path_arrows.append(arrow)
 
     def _build_controls(self, log_scale: bool) -> None:
-        row = self.controls
+        # The controls wrap onto more lines in a narrow window instead of widening it; a caption stays
+        # on the line of its control.
+        row = QFlowLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setHorizontalSpacing(8)
+        row.setVerticalSpacing(2)
+        self.controls.addLayout(row, 1)
 
-        self._captions: dict[QWidget, QLabel] = {}
+        self._groups: dict[QWidget, QWidget] = {}
 
         def caption(text: str, buddy: QWidget) -> None:
-            label = QLabel(text, self)
+            group = QWidget(self)
+            layout = QHBoxLayout(group)
+            layout.setContentsMargins(0, 0, 0, 0)
+            layout.setSpacing(4)
+            label = QLabel(text, group)
             label.setBuddy(buddy)
-            row.addWidget(label)
-            row.addWidget(buddy)
-            self._captions[buddy] = label
+            layout.addWidget(label)
+            layout.addWidget(buddy)
+            row.addWidget(group)
+            self._groups[buddy] = group
 
         self.plane_combo = QComboBox(self)
         for key, (text, tip) in PLANES.items():
@@ -439,15 +460,30 @@ class LandscapePlot(StorePlot):
                      "so that successive slices are comparable")
         row.addWidget(self.freeze_check)
 
-        self.recompute_button = QPushButton("Recompute now", self)
-        name_control(self.recompute_button, "landscape_recompute", "Recompute landscape now",
-                     "Compute a slice with these settings at the next iteration boundary")
-        row.addWidget(self.recompute_button)
-        row.addStretch(1)
+        recompute = QWidget(self)
+        recompute_layout = QHBoxLayout(recompute)
+        recompute_layout.setContentsMargins(0, 0, 0, 0)
+        recompute_layout.setSpacing(4)
+        self.recompute_button = QPushButton(self.RECOMPUTE_TEXT, self)
+        name_control(self.recompute_button, "landscape_recompute", "Recompute landscape now", self.RECOMPUTE_TIP)
+        self.recompute_button.setMinimumWidth(max(
+            self.recompute_button.sizeHint().width(),
+            self.recompute_button.fontMetrics().horizontalAdvance(self.COMPUTING_TEXT) + 24))
+        self.busy_bar = QProgressBar(self)
+        self.busy_bar.setRange(0, 0)  # no known end: an animated "busy" bar
+        self.busy_bar.setTextVisible(False)
+        self.busy_bar.setFixedWidth(60)
+        self.busy_bar.setMaximumHeight(self.recompute_button.sizeHint().height() // 2)
+        self.busy_bar.setObjectName("landscape_busy")
+        self.busy_bar.setAccessibleName("Computing a landscape slice")
+        self.busy_bar.setVisible(False)
+        recompute_layout.addWidget(self.recompute_button)
+        recompute_layout.addWidget(self.busy_bar)
+        row.addWidget(recompute)
 
         info = QHBoxLayout()
         info.setContentsMargins(6, 0, 6, 0)
-        self.readout_label = QLabel(self)
+        self.readout_label = ElidedLabel(self)
         self.readout_label.setObjectName("landscape_readout")
         self.readout_label.setAccessibleName("Landscape read-out")
         self.readout_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -528,7 +564,7 @@ class LandscapePlot(StorePlot):
                     self.loss_combo.addItem(text, key)
                     self.loss_combo.setItemData(self.loss_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         self.loss_combo.setToolTip(LOSS_TIPS[kind])
-        for widget in (self.steps_spin, self._captions[self.steps_spin]):
+        for widget in (self.steps_spin, self._groups[self.steps_spin]):
             widget.setVisible(kind != "rl")
 
     def has_pending(self) -> bool:
@@ -553,7 +589,27 @@ class LandscapePlot(StorePlot):
 
     def _recompute(self) -> None:
         self.flush()
+        self.set_busy(True)
         self.recomputeRequested.emit()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a slice was asked for and has not arrived yet."""
+        return self._busy_key is not None
+
+    def set_busy(self, busy: bool) -> None:
+        """Show (or end) the wait for a slice: the button is disabled and reads "Computing…" and a busy bar
+        runs beside it. A new slice in the store ends it; so does a caller that learns none is coming."""
+        self._busy_key = (id(self.store), self.store.landscape_version) if busy else None
+        self.recompute_button.setEnabled(not busy)
+        self.recompute_button.setText(self.COMPUTING_TEXT if busy else self.RECOMPUTE_TEXT)
+        self.recompute_button.setToolTip(self.COMPUTING_TIP if busy else self.RECOMPUTE_TIP)
+        self.busy_bar.setVisible(busy)
+        self.placeholder.setText(self.COMPUTING_TEXT if busy else self.empty_text)
+        if busy:
+            self.plot_widget.setCursor(Qt.CursorShape.BusyCursor)
+        else:
+            self.plot_widget.unsetCursor()
 
     # -- drawing -----------------------------------------------------------------------------------
 
@@ -583,6 +639,8 @@ class LandscapePlot(StorePlot):
         self.log_check.setToolTip(self.LOG_TIP if possible else self.NO_LOG_TIP)
 
     def _redraw(self) -> None:
+        if self._busy_key is not None and self._busy_key != (id(self.store), self.store.landscape_version):
+            self.set_busy(False)
         landscape = self.store.landscape
         self.show_placeholder(landscape is None)
         self.legend.setVisible(landscape is not None)
@@ -612,11 +670,27 @@ class LandscapePlot(StorePlot):
         self._draw_task_points(np.asarray(landscape.task_points, dtype=np.float64).reshape(-1, 2))
         self.theta_marker.setVisible(True)
         self.theta_label.setVisible(True)
-        self.plot_item.setTitle(self._title(landscape), color="#222222", size="10pt")
-        if self._drawn_rect is None or self._drawn_rect != rect:
-            self._drawn_rect = rect
-            self.view_box.setRange(rect, padding=0.02)
+        self.set_title(self._title(landscape))
+        frame = self._frame(rect, landscape)
+        if self._drawn_rect is None or self._drawn_rect != frame:
+            self._drawn_rect = frame
+            self.view_box.setRange(frame, padding=0.02)
         self._show_readout()
+
+    @staticmethod
+    def _frame(rect: QRectF, landscape: Any) -> QRectF:
+        """The part of the plane to show: the grid, widened to take in the meta-trajectory, the inner-loop
+        paths and the task points where they leave it (a long PCA trajectory often does)."""
+        points = [np.asarray(landscape.trajectory, dtype=np.float64).reshape(-1, 2),
+                  np.asarray(landscape.inner_paths, dtype=np.float64).reshape(-1, 2),
+                  np.asarray(landscape.task_points, dtype=np.float64).reshape(-1, 2)]
+        points = np.concatenate(points)
+        points = points[np.isfinite(points).all(axis=1)]
+        if len(points) == 0:
+            return rect
+        left, bottom = np.minimum(points.min(axis=0), (rect.left(), rect.top()))
+        right, top = np.maximum(points.max(axis=0), (rect.right(), rect.bottom()))
+        return QRectF(float(left), float(bottom), float(right - left), float(top - bottom))
 
     def _clear(self) -> None:
         self._grid = None
@@ -638,7 +712,7 @@ class LandscapePlot(StorePlot):
             label.setVisible(False)
         self.theta_marker.setVisible(False)
         self.theta_label.setVisible(False)
-        self.plot_item.setTitle(self.title, color="#222222", size="10pt")
+        self.set_title(self.title)
         self.hovered = None
         self._show_readout()
 

@@ -69,8 +69,7 @@ class RolloutPlot(StorePlot):
     TRACE_WIDTH = 1.0
     TRACE_ALPHA = 0.35
     MEAN_WIDTH = 2.8
-    #: Room above a trace over time for the legend, as a fraction of the data's height.
-    LEGEND_HEADROOM = 0.45
+    legend_below = True  # episodes and the goal can be anywhere in the graph: no corner is sure to be free
 
     newTaskRequested = Signal()
 
@@ -142,7 +141,7 @@ class RolloutPlot(StorePlot):
             for item in (self.start_scatter, self.end_scatter, self.goal_marker):
                 item.setData([], [])
             self.level_line.setVisible(False)
-            self.plot_item.setTitle(self.title, color="#222222", size="10pt")
+            self.set_title(self.title)
             return
         updates = tuple(int(k) for k in rollouts.updates)
         returns = np.asarray(rollouts.returns, dtype=np.float64).reshape(len(updates), -1)
@@ -171,8 +170,7 @@ class RolloutPlot(StorePlot):
         self._frame([trace for _, _, trace in traces] + means, rollouts.target)
         self.set_axis_label("bottom", rollouts.labels[0])
         self.set_axis_label("left", rollouts.labels[1])
-        self.plot_item.setTitle(f"{rollouts.family} · {_format_task(rollouts.task)} · iteration {rollouts.iteration}",
-                                color="#222222", size="10pt")
+        self.set_title(f"{rollouts.family} · {_format_task(rollouts.task)} · iteration {rollouts.iteration}")
 
     @staticmethod
     def _draw_trace(curve: pg.PlotDataItem, trace: np.ndarray, color, width: float, z: int, angle: bool) -> None:
@@ -215,8 +213,7 @@ class RolloutPlot(StorePlot):
             self.legend.addItem(self._level_legend, f"target {name} = {values[0]:.3g}")
 
     def _frame(self, traces: list[np.ndarray], target: tuple[str, tuple[float, ...]] | None) -> None:
-        """A path in the plane: pyqtgraph's auto-range. A trace over time: its data and target level in view,
-        with ``LEGEND_HEADROOM`` above so that the legend covers no episode."""
+        """A path in the plane: pyqtgraph's auto-range. A trace over time: its data and target level in view."""
         if target is not None and target[0] == "point":
             self.view_box.enableAutoRange()
             return
@@ -228,9 +225,8 @@ class RolloutPlot(StorePlot):
         if not len(xs) or not len(ys):
             return
         low, high = float(ys.min()), float(ys.max())
-        height = max(high - low, 1e-9)
-        self.view_box.setRange(xRange=(float(xs.min()), float(xs.max())),
-                               yRange=(low, high + self.LEGEND_HEADROOM * height), padding=0.02)
+        self.view_box.setRange(xRange=(float(xs.min()), float(xs.max())), yRange=(low, max(high, low + 1e-9)),
+                               padding=0.02)
 
     # -- export ------------------------------------------------------------------------------------
 

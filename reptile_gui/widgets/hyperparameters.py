@@ -29,6 +29,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Callable, Iterable
+from types import SimpleNamespace
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
@@ -751,8 +752,13 @@ class HyperparameterPanel(QWidget):
             row.set_editable(bool(self._predicate(path)))
 
     def show_applied(self, event: Any) -> None:
-        """Log a ``ConfigChanged`` event (newest first) and flash the rows it changed."""
-        for line in change_lines(event):
+        """Log a ``ConfigChanged`` event's hyperparameter changes (newest first) and flash the rows it changed.
+
+        Settings of a view with its own controls (``OWN_CONTROLS``, the landscape's) are not hyperparameters
+        of the run: they are not logged."""
+        hyperparameters = {path: change for path, change in event.changes.items()
+                           if not path.startswith(OWN_CONTROLS)}
+        for line in change_lines(SimpleNamespace(iteration=event.iteration, changes=hyperparameters)):
             self.change_log.insertItem(0, line)
         while self.change_log.count() > CHANGE_LOG_LIMIT:
             self.change_log.takeItem(self.change_log.count() - 1)
@@ -766,6 +772,10 @@ class HyperparameterPanel(QWidget):
                 row.flash()
         if not any(row.error for row in self._rows.values()):
             self._error.hide()
+
+    def clear_change_log(self) -> None:
+        """Forget the logged changes (a reset run starts with none)."""
+        self.change_log.clear()
 
     def show_error(self, field: str, message: str) -> None:
         """Mark the row of a rejected change and return every row to the last good config."""

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QStyle, QToolButton, QWidget
+from PySide6.QtWidgets import QLabel, QStyle, QToolButton, QWidget
+from superqt import QFlowLayout
 
 from reptile_gui.widgets._util import name_widget
 
@@ -38,11 +39,12 @@ _TEXT = {"toggle": "Start / Pause / Resume", "start": "Start", "pause": "Pause",
          "step": "Step", "stop": "Stop", "reset": "Reset"}
 _TIPS = {
     "toggle": "Start, pause or resume the run, whichever the state allows",
-    "start": "Start training (or continue a stopped run)",
+    "start": "Start training, or continue a stopped run at the same iteration with its history",
     "pause": "Pause after the current meta-iteration",
     "resume": "Resume training",
     "step": "Run exactly one meta-iteration while paused",
-    "stop": "Stop the run and keep its state; Start continues it",
+    "stop": "Stop the run and keep it (history, last state; Save session and Export all still work); "
+            "Start continues it",
     "reset": "Discard the history and start from new meta-parameters with the same settings",
 }
 _ICONS = {"toggle": QStyle.StandardPixmap.SP_MediaPlay, "start": QStyle.StandardPixmap.SP_MediaPlay,
@@ -94,9 +96,11 @@ class RunControls(QWidget):
             self._actions[name] = action
 
         self.buttons: dict[str, QToolButton] = {}
-        layout = QHBoxLayout(self)
+        # The row wraps onto a second line in a narrow window instead of squeezing buttons over each other.
+        layout = QFlowLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
-        layout.setSpacing(4)
+        layout.setHorizontalSpacing(4)
+        layout.setVerticalSpacing(4)
         for name in ("start", "pause_resume", "step", "stop", "reset"):
             button = QToolButton(self)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -111,12 +115,14 @@ class RunControls(QWidget):
         extra = self.buttons["pause_resume"].sizeHint().width() - metrics.horizontalAdvance("Pause")
         self.buttons["pause_resume"].setMinimumWidth(
             extra + max(metrics.horizontalAdvance(t) for t in ("Pause", "Resume")))
-        layout.addSpacing(8)
         self.state_label = QLabel(self)
         name_widget(self.state_label, "runStateLabel", "Run state", "The state of the run")
         self.state_label.setTextFormat(Qt.TextFormat.RichText)
+        self.state_label.setContentsMargins(8, 0, 0, 0)
+        metrics = self.state_label.fontMetrics()  # wide enough for any state, so the row does not reflow
+        self.state_label.setMinimumWidth(8 + metrics.horizontalAdvance("● ") + max(
+            metrics.horizontalAdvance(state.capitalize()) for state in _STATE_COLORS))
         layout.addWidget(self.state_label)
-        layout.addStretch(1)
         self.state = ""
         self.set_state("starting", frozenset())
 
@@ -136,6 +142,7 @@ class RunControls(QWidget):
         button = self.buttons["pause_resume"]
         current = "resume" if "resume" in allowed or state == "paused" else "pause"
         if button.defaultAction() is not self._actions[current]:
+            button.removeAction(button.defaultAction())  # a button with two actions grows a menu arrow
             button.setDefaultAction(self._actions[current])
         button.setAccessibleName(button.text())
         color = _STATE_COLORS.get(state, "#616161")

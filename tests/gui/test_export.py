@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from gui_testlib import synthetic_curve
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImage, QImageWriter
 from PySide6.QtWidgets import QFileDialog
 
 from reptile_gui.export import ExportError, export_all, export_png, export_svg, write_csv
@@ -191,3 +191,102 @@ def test_context_menu_export_uses_a_file_dialog(qtbot, make, filled_store, tmp_p
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: ("", ""))  # cancelled
     with qtbot.assertNotEmitted(plot.exportFinished), qtbot.assertNotEmitted(plot.exportFailed):
         plot.export_actions["svg"].trigger()
+
+
+# -- failures leave nothing half-written -----------------------------------------------------------
+
+def leftovers(folder):
+    """Everything in ``folder`` but the files a test put there itself."""
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_png_qt_cannot_save_says_why_and_keeps_the_earlier_file(qtbot, make, filled_store, tmp_path,
+                                                                   monkeypatch):
+    plot = make(TrainingCurvePlot, filled_store)
+    path = plot.export_png(tmp_path / "curve.png")
+    before = path.read_bytes()
+    monkeypatch.setattr(QImageWriter, "write", lambda self, image: False)
+    monkeypatch.setattr(QImageWriter, "errorString", lambda self: "Device not writable")
+    with pytest.raises(ExportError, match="Qt could not save the image \\(Device not writable\\)") as info:
+        plot.export_png(path)
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == before, "the earlier export is not truncated or replaced"
+    assert leftovers(tmp_path) == ["curve.png"], "no temporary file is left behind"
+
+
+def test_a_png_in_a_format_qt_cannot_write_names_the_format(qtbot, make, filled_store, tmp_path):
+    plot = make(TrainingCurvePlot, filled_store)
+    with pytest.raises(ExportError, match=r"no writer for \.webpx files \(it has: .*png"):
+        plot.export_png(tmp_path / "curve.webpx")
+    assert leftovers(tmp_path) == []
+
+
+def test_a_csv_that_fails_midway_leaves_no_truncated_file(qtbot, tmp_path, monkeypatch):
+    import reptile_gui.export as export_module
+
+    real_writer = csv.writer
+
+    class FullDisk:
+        def __init__(self, fh):
+            self.inner, self.rows = real_writer(fh), 0
+
+        def writerow(self, row):
+            self.rows += 1
+            if self.rows > 3:
+                raise OSError(28, "No space left on device")
+            self.inner.writerow(row)
+
+    path = tmp_path / "table.csv"
+    write_csv(path, ["x"], [np.arange(2)])
+    before = path.read_text()
+    monkeypatch.setattr(export_module.csv, "writer", FullDisk)
+    with pytest.raises(ExportError, match="No space left on device"):
+        write_csv(path, ["x"], [np.arange(100)])
+    assert path.read_text() == before
+    assert leftovers(tmp_path) == ["table.csv"]
+    with pytest.raises(ExportError, match="No space left on device"):
+        write_csv(tmp_path / "new.csv", ["x"], [np.arange(100)])
+    assert leftovers(tmp_path) == ["table.csv"], "a new file that failed does not appear at all"
+
+
+def test_an_svg_that_fails_midway_leaves_no_truncated_file(qtbot, make, filled_store, tmp_path, monkeypatch):
+    plot = make(AdaptationCurvePlot, filled_store)
+
+    def half_written(self, data):
+        with open(self, "wb") as fh:
+            fh.write(data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(tmp_path), "write_bytes", half_written)
+    with pytest.raises(ExportError, match="No space left on device"):
+        plot.export_svg(tmp_path / "curve.svg")
+    assert leftovers(tmp_path) == []
+
+
+def test_export_all_leaves_no_partial_set_and_names_the_file_that_failed(qtbot, make, filled_store, tmp_path):
+    plots = {cls.plot_name: make(cls, filled_store) for cls in PLOT_CLASSES}
+    folder = tmp_path / "run"
+    export_all(folder, plots, files={"notes.txt": lambda p: p.write_text("first")})
+    first = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def fail(path):
+        raise ExportError(f"Cannot write {path}: the disk is full")
+
+    plots["task_view"].export_csv = fail  # the last plot's table: most of the set is written by then
+    with pytest.raises(ExportError, match="failed at task_view.csv") as info:
+        export_all(folder, plots, files={"notes.txt": lambda p: p.write_text("second")})
+    assert str(folder) in str(info.value)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == first, "the earlier set is untouched"
+
+    with pytest.raises(ExportError, match="failed at notes.txt"):
+        export_all(tmp_path / "fresh", plots | {"task_view": make(TaskViewPlot, filled_store)},
+                   files={"notes.txt": lambda p: fail(p)})
+    assert leftovers(tmp_path / "fresh") == [], "a failed first export leaves an empty folder"
+
+
+def test_export_all_into_a_path_under_a_file_says_so(qtbot, make, filled_store, tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("")
+    with pytest.raises(ExportError, match="export folder"):
+        export_all(blocker / "run", {"training_curve": make(TrainingCurvePlot, filled_store)})
+    assert leftovers(tmp_path) == ["file.txt"]

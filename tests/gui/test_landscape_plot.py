@@ -320,9 +320,31 @@ def test_recompute_sends_pending_edits_first(qtbot, make, bowl):
     with qtbot.waitSignal(plot.recomputeRequested):
         qtbot.mouseClick(plot.recompute_button, Qt.MouseButton.LeftButton)
     assert order == ["changes ['landscape.resolution']", "recompute"]
+    plot.store.set_landscape(bowl)  # the slice arrives: the button works again
+    plot.refresh()
     with qtbot.waitSignal(plot.recomputeRequested):
         qtbot.mouseClick(plot.recompute_button, Qt.MouseButton.LeftButton)
     assert order[-1] == "recompute" and len(order) == 3
+
+
+def test_recompute_shows_a_busy_cue_until_the_slice_arrives(qtbot, make, bowl):
+    plot = make(LandscapePlot, RunStore())
+    requests = []
+    plot.recomputeRequested.connect(lambda: requests.append(1))
+    qtbot.mouseClick(plot.recompute_button, Qt.MouseButton.LeftButton)
+    assert plot.busy and not plot.recompute_button.isEnabled() and plot.busy_bar.isVisible()
+    assert plot.recompute_button.text() == LandscapePlot.COMPUTING_TEXT
+    qtbot.mouseClick(plot.recompute_button, Qt.MouseButton.LeftButton)
+    assert requests == [1], "a second press while computing asks for nothing more"
+    plot.refresh()
+    assert plot.busy, "a redraw with no new slice keeps the cue"
+    plot.store.set_landscape(bowl)
+    plot.refresh()  # what the window's redraw timer does
+    assert not plot.busy and plot.recompute_button.isEnabled() and not plot.busy_bar.isVisible()
+    assert plot.recompute_button.text() == LandscapePlot.RECOMPUTE_TEXT
+    plot.set_busy(True)
+    plot.set_busy(False)  # the window's way to end it when no slice is coming
+    assert plot.recompute_button.isEnabled() and not plot.busy_bar.isVisible()
 
 
 def test_resolution_stays_odd_and_span_steps_on_a_ladder(qtbot, make):
@@ -403,3 +425,30 @@ def test_csv_holds_the_grid_and_the_paths(qtbot, make, bowl, tmp_path):
                                   bowl.inner_paths[1])
     np.testing.assert_array_equal(np.column_stack([column("task_alpha"), column("task_beta")]), bowl.task_points)
     assert body[len(bowl.trajectory)][header.index("traj_alpha")] == ""  # shorter columns end early
+
+
+# -- framing and legend ----------------------------------------------------------------------------
+
+def test_the_view_takes_in_a_trajectory_and_task_points_off_the_grid(qtbot, make):
+    from dataclasses import replace
+
+    landscape = synthetic_landscape(kind="task")
+    wide = replace(landscape, trajectory=np.vstack([[[3.0, -2.5]], landscape.trajectory]),
+                   task_points=np.array([[1.8, 0.2], [-0.3, 2.2]]))
+    plot = make(LandscapePlot, store_with_landscape(wide), size=(640, 520))
+    points = np.vstack([wide.trajectory, wide.task_points])
+
+    def framed() -> bool:
+        view = plot.view_box.viewRect()
+        return all(view.contains(QPointF(float(x), float(y))) for x, y in points)
+
+    qtbot.waitUntil(framed)
+
+
+def test_the_legend_sits_under_the_map_and_the_colour_bar_stays_in_a_narrow_plot(qtbot, make):
+    plot = make(LandscapePlot, store_with_landscape(synthetic_landscape(kind="pca")), size=(396, 330))
+    qtbot.waitUntil(lambda: plot.legend.isVisible() and plot.plot_item.width() <= plot.plot_widget.width())
+    assert not plot.legend.sceneBoundingRect().intersects(plot.view_box.sceneBoundingRect())
+    view = plot.plot_widget.sceneRect()
+    for item in (plot.legend, plot.color_bar, plot.view_box):
+        assert view.contains(item.sceneBoundingRect()), f"{type(item).__name__} is cut off"

@@ -12,6 +12,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractButton, QAbstractSlider, QComboBox, QWidget
 
+from reptile_engine.events import AdaptationCurve
 from reptile_gui.plots import PALETTE, AdaptationCurvePlot, TaskViewPlot, TrainingCurvePlot, debiased_ema
 from reptile_gui.plots.base import CONTROL_TYPES
 from reptile_gui.plots.smoothing import IncrementalEma
@@ -372,3 +373,44 @@ def test_training_curve_x_range_follows_the_data_in_steps(make):
     store.extend_metrics(synthetic_metrics(400, start=306))
     plot.refresh()
     assert plot.view_box.viewRange()[0] == pytest.approx([10, 20]), "a manual zoom stops the following"
+
+
+# -- legends ---------------------------------------------------------------------------------------
+
+def covered_points(plot) -> int:
+    """How many points along the visible curves (every 2 px) lie under the legend."""
+    legend = plot.legend.sceneBoundingRect()
+    count = 0
+    for item in plot.plot_item.listDataItems():
+        x, y = item.getData()
+        if not item.isVisible() or x is None or len(x) < 2:
+            continue
+        dense = np.linspace(0, len(x) - 1, 400 * len(x))
+        xs, ys = np.interp(dense, np.arange(len(x)), x), np.interp(dense, np.arange(len(y)), y)
+        count += sum(legend.contains(plot.view_box.mapViewToScene(QPointF(a, b))) for a, b in zip(xs, ys, strict=True))
+    return count
+
+
+def test_the_legend_moves_to_a_corner_free_of_data_and_stays_where_dragged(qtbot, make):
+    store = RunStore()
+    steps = np.arange(9)
+    low_then_high = AdaptationCurve(100, steps, np.where(steps < 6, 0.1, 3.0), np.where(steps < 6, 0.12, 2.5))
+    store.add_curve(low_then_high)  # along the bottom from the left: the bottom left corner is taken
+    plot = make(AdaptationCurvePlot, store, size=(640, 420))
+    assert plot.legend_corner == (10, -10), "bottom left is where a falling loss curve leaves room"
+    qtbot.waitUntil(lambda: plot.legend.opts["offset"] != (10, -10))
+    assert covered_points(plot) == 0
+    plot.legend.moved_by_user = True  # what a drag of the legend does
+    corner = plot.legend.opts["offset"]
+    store.add_curve(AdaptationCurve(200, steps, 3.0 - 0.3 * steps, 3.0 - 0.2 * steps))
+    plot.refresh()
+    assert plot.legend.opts["offset"] == corner, "a legend the user placed stays put"
+
+
+def test_a_long_title_shrinks_instead_of_widening_the_plot(qtbot, make, filled_store):
+    plot = make(TrainingCurvePlot, filled_store, size=(360, 300))
+    plot.set_title("a very long title " * 6)
+    qtbot.waitUntil(lambda: plot.plot_item.width() <= plot.plot_widget.width())
+    assert plot.plot_item.titleLabel.opts["size"] == f"{plot.TITLE_POINT_SIZES[-1]}pt"
+    plot.resize(1400, 300)
+    qtbot.waitUntil(lambda: plot.plot_item.titleLabel.opts["size"] == f"{plot.TITLE_POINT_SIZES[0]}pt")

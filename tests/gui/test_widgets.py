@@ -302,6 +302,39 @@ def test_applied_changes_are_logged_newest_first_and_flash(qtbot, monkeypatch):
     assert panel.change_log.item(0).text().startswith(f"iteration {200 + hp.CHANGE_LOG_LIMIT + 4}:")
 
 
+def test_the_change_log_leaves_out_view_settings_and_clears(qtbot):
+    panel = HyperparameterPanel(ExperimentConfig())
+    qtbot.addWidget(panel)
+    panel.show_applied(SimpleNamespace(iteration=50, changes={"landscape.span": (1.0, 2.0)}))
+    assert panel.change_log.count() == 0, "a landscape view setting is not a hyperparameter change"
+    panel.show_applied(SimpleNamespace(iteration=60, changes={"landscape.resolution": (41, 81),
+                                                              "meta.lr": (0.1, 0.2)}))
+    assert [panel.change_log.item(i).text() for i in range(panel.change_log.count())] == [
+        "iteration 60: meta.lr 0.1 → 0.2"]
+    panel.clear_change_log()
+    assert panel.change_log.count() == 0
+
+
+@pytest.mark.parametrize("width", [520, 260, 150])
+def test_run_control_buttons_never_overlap_when_paused(qtbot, width):
+    controls = RunControls()
+    qtbot.addWidget(controls)
+    controls.show()
+    controls.set_state("running", ACTIONS["running"])
+    controls.set_state("paused", ACTIONS["paused"])
+    assert controls.buttons["pause_resume"].text() == "Resume"
+    controls.resize(width, controls.heightForWidth(width))
+    qtbot.waitUntil(lambda: controls.buttons["reset"].geometry().bottom() < controls.height())
+    rects = [b.geometry() for b in controls.buttons.values()] + [controls.state_label.geometry()]
+    for i, rect in enumerate(rects):
+        assert controls.rect().contains(rect), f"item {i} sticks out of a {width} px wide row"
+        assert rect.width() >= min(w.sizeHint().width() for w in controls.buttons.values()) - 1
+        for other in rects[i + 1:]:
+            assert not rect.intersects(other), f"{rect} overlaps {other} at {width} px"
+    button = controls.buttons["pause_resume"]
+    assert button.actions() == [button.defaultAction()], "one action per button: no menu arrow"
+
+
 def test_wheel_over_an_unfocused_slider_does_not_change_it(qtbot, panel):
     panel.resize(420, 500)
     panel.show()
@@ -444,7 +477,7 @@ def test_status_bar_shows_iteration_rate_and_elapsed(qtbot):
     assert bar.text_of("rate") == "163 it/s"
     assert bar.text_of("elapsed") == "Elapsed: 1:01:14"
     assert bar.text_of("device") == "Device: cuda:0"
-    bar.update_from(filled_store(10), "paused", "cpu")
+    bar.update_from(filled_store(10), "running", "cpu")
     assert bar.text_of("rate") == "41.0 it/s"
     bar.show_change(ConfigChanged(iteration=120, changes={"inner.lr": (0.02, 0.01)}, config=ExperimentConfig()))
     assert bar.text_of("change") == "iteration 120: inner.lr 0.02 → 0.01"
