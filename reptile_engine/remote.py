@@ -6,13 +6,17 @@ a spawned process, relays commands to it and hands back its events in small batc
 gathered for ``flush_interval`` seconds; everything else goes at once). No tensor crosses: events
 are plain dataclasses of Python scalars and small numpy arrays.
 
+With a ``checkpoint_path`` the final state is saved there and its ``CheckpointSaved`` sent before
+``Finished``; after ``Finished`` the child sends only an end-of-stream marker, so a reader that goes on
+until ``ended`` has seen every event.
+
 In a script, create it under ``if __name__ == "__main__":`` (the child is spawned, not forked).
 
 >>> from reptile_engine.presets import preset
 >>> remote = RemoteTrainer(preset("quick").with_updates({"meta.iterations": 5}))
 >>> remote.start()
 >>> events = []
->>> while not remote.finished:
+>>> while not remote.ended:
 ...     events += remote.events(timeout=5.0)
 >>> type(events[-1]).__name__
 'Finished'
@@ -31,9 +35,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from reptile_engine.checkpoint import CheckpointError
 from reptile_engine.config import ConfigError, ExperimentConfig, field_info
 from reptile_engine.events import (
     CheckpointSaved,
+    CommandRejected,
     ConfigChanged,
     Event,
     Failed,
@@ -69,14 +75,28 @@ def _relay_commands(commands: mp.Queue, trainer: TrainerBase) -> None:
                 trainer._commands.put(Stop())
                 return
             continue
-        if command is None:
-            return
         trainer._commands.put(command)
+
+
+TERMINATE_GRACE_SECONDS = 2.0
+"""How long a terminated child gets to exit before it is killed."""
+
+END_OF_STREAM = None
+"""What the child puts on the event queue last, after every batch (``Finished`` included)."""
+
+
+def _save_final_state(trainer: TrainerBase, path: str) -> Event:
+    """Save the state the run ended in, answered as ``CheckpointSaved`` (or ``CommandRejected`` if it failed)."""
+    try:
+        trainer.save_checkpoint(path)
+    except CheckpointError as exc:
+        return CommandRejected(trainer.iteration, str(exc), "checkpoint")
+    return CheckpointSaved(trainer.iteration, path)
 
 
 def _serve(config: ExperimentConfig, resume: str | None, checkpoint_path: str | None, start_paused: bool,
            iterations: int | None, commands: mp.Queue, events: mp.Queue, flush_interval: float) -> None:
-    """The child process: train, relay commands in, batch events out."""
+    """The child process: train, relay commands in, batch events out, then mark the end of the stream."""
     iteration = 0
     pending: list[Event] = []
     try:
@@ -89,23 +109,25 @@ def _serve(config: ExperimentConfig, resume: str | None, checkpoint_path: str | 
         last_flush = last_event = time.monotonic()
         for event in trainer.run(iterations, start_paused=start_paused):
             iteration = trainer.iteration
+            if isinstance(event, Finished) and checkpoint_path is not None:
+                pending.append(_save_final_state(trainer, checkpoint_path))
             pending.append(event)
             now = time.monotonic()
-            # Hold back only fast metrics: the trainer may block next (paused) or take long to the next event.
+            # Hold back only fast metrics (progress within an iteration goes at once): the trainer may block next
+            # (paused) or take long to the next event.
             fast = isinstance(event, IterationMetrics | RLIterationMetrics)
             if (not fast or trainer.paused or now - last_flush >= flush_interval
                     or now - last_event >= flush_interval):
                 events.put(pending)
                 pending, last_flush = [], now
             last_event = now
-        if checkpoint_path is not None:
-            trainer.save_checkpoint(checkpoint_path)
-            pending.insert(len(pending) - 1, CheckpointSaved(trainer.iteration, checkpoint_path))
-        events.put(pending)
+        if pending:
+            events.put(pending)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent as an event
         events.put([*pending, Failed(iteration, f"{type(exc).__name__}: {exc}", traceback.format_exc()),
                     Finished(iteration, "failed")])
     finally:
+        events.put(END_OF_STREAM)
         parent = mp.parent_process()
         if parent is not None and not parent.is_alive():
             events.cancel_join_thread()  # nobody will read the rest: exit instead of blocking on a full pipe
@@ -116,6 +138,7 @@ class RemoteTrainer:
 
     ``resume`` starts from a checkpoint (with ``config`` in place of the stored one); ``start_paused``
     waits for ``resume()``; with a ``checkpoint_path`` the final state is saved there when the run ends.
+    ``finished`` turns true with the ``Finished`` event, ``ended`` once the child has sent its last event.
     """
 
     def __init__(self, config: ExperimentConfig, *, resume: str | Path | None = None,
@@ -131,6 +154,7 @@ class RemoteTrainer:
         self._process = context.Process(target=_serve, args=(*self._args, self._commands, self._events,
                                                              flush_interval), daemon=True, name="reptile-trainer")
         self.finished = False
+        self.ended = False
 
     def start(self) -> None:
         self._process.start()
@@ -176,7 +200,12 @@ class RemoteTrainer:
         self._send(ComputeLandscape())
 
     def events(self, timeout: float) -> list[Event]:
-        """The next batch of events (waiting up to ``timeout`` s), plus any batches already queued."""
+        """The next batch of events (waiting up to ``timeout`` s), plus any batches already queued.
+
+        A child that died without a word is reported as ``Failed`` and ``Finished``; either way ``ended``
+        turns true once nothing more can come.
+        """
+        exited = self._process.exitcode is not None  # before reading: all it sent is in the pipe by now
         batches = []
         try:
             batches.append(self._events.get(timeout=timeout))
@@ -184,10 +213,11 @@ class RemoteTrainer:
                 batches.append(self._events.get_nowait())
         except queue.Empty:
             pass
-        out = [event for batch in batches for event in batch]
-        if not out and not self.finished and self._process.exitcode not in (None, 0):
-            out = [Failed(0, f"the training process died (exit code {self._process.exitcode})", ""),
-                   Finished(0, "failed")]
+        self.ended = self.ended or END_OF_STREAM in batches or (exited and not batches)
+        out = [event for batch in batches if batch is not END_OF_STREAM for event in batch]
+        if self.ended and not self.finished and not any(isinstance(event, Finished) for event in out):
+            out += [Failed(0, f"the training process died (exit code {self._process.exitcode})", ""),
+                    Finished(0, "failed")]
         for event in out:
             if isinstance(event, ConfigChanged):
                 self.config = event.config
@@ -196,19 +226,24 @@ class RemoteTrainer:
         return out
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the child and wait for it; terminate it if it does not stop within ``timeout``."""
+        """Stop the child, waiting up to ``timeout`` s for it to save its final state and exit, then end it.
+
+        ``timeout=0`` ends it at once, for a caller that will not use the final state (an app that quits).
+        """
         if self._process.pid is None:
             return
-        if self._process.is_alive():
+        if self._process.is_alive() and timeout > 0:
             self._commands.put(Stop())
             deadline = time.monotonic() + timeout
             while self._process.is_alive() and time.monotonic() < deadline:
                 with contextlib.suppress(queue.Empty):
                     self._events.get(timeout=0.05)
-            if self._process.is_alive():
-                self._process.terminate()
-        self._commands.put(None)
-        self._process.join(timeout)
-        self.finished = True
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join(TERMINATE_GRACE_SECONDS)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self.finished = self.ended = True
         self._commands.cancel_join_thread()
         self._events.cancel_join_thread()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import signal
 import sys
+from typing import NoReturn
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
 from reptile_engine.config import ConfigError, ExperimentConfig
@@ -29,7 +32,21 @@ def close_on_termination(window: QWidget) -> None:
     poll.start(SIGNAL_POLL_MS)
 
 
+def exit_without_teardown(code: int) -> NoReturn:
+    """End the process once the window has closed, skipping the interpreter's teardown of torch and Qt.
+
+    By then the window is gone, the trainer process joined and the run folder removed; tearing down the
+    loaded modules would only keep a finished app alive for about another second. Exit handlers still run
+    and the output streams are flushed.
+    """
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the app; the return value is an error exit code only, as a closed window ends the process."""
     parser = argparse.ArgumentParser(prog="reptile-gui", description="Reptile Lab, the desktop app.")
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS))
     parser.add_argument("--config", help="a TOML config file to open instead of a preset")
@@ -48,7 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("Reptile Lab")
     window = MainWindow(config)
     if args.session:
-        window.controller.load_session(args.session)
+        refusals: list[str] = []
+        window.controller.failed.connect(lambda message, _details: refusals.append(message))
+        if not window.controller.load_session(args.session):
+            window.close()  # joins the trainer: a thread left running at exit would abort the process
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+            print(f"reptile-gui: error: {refusals[-1]}", file=sys.stderr)
+            return 2
     close_on_termination(window)
     window.show()
-    return app.exec()
+    exit_without_teardown(app.exec())

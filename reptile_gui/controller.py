@@ -9,11 +9,16 @@ Run states and the actions each allows (``ACTIONS``):
 * ``ready``: a fresh, paused trainer; every field may change; start or step.
 * ``running``: pause, stop, reset.
 * ``paused``: resume, step, stop, reset.
-* ``stopped`` / ``finished``: the run ended and its state is saved; start continues it (from scratch
-  if the model's shape changed), reset begins anew.
+* ``stopped`` / ``finished``: the run ended and is kept: its history, its final state (saved before the
+  trainer reported ``Finished``), *Save session* and exports all still work; start continues it at the same
+  iteration, reset begins anew. Changing the task or the model's shape now discards it and readies a fresh
+  trainer for the new config (the window asks first when that would lose unsaved work; see ``unsaved``).
 * ``failed``: the engine raised; reset, or start to continue from the last saved state.
 
 A diverged run pauses; the next applied change of a hyperparameter resumes it.
+
+Closing does not wait for the trainer to stop on its own: the app's run folder goes with it, so the child
+process is ended at once.
 
 The task view of a supervised run is a ``TaskFit``; a meta-RL run answers the same ``FitTask`` request with
 ``Rollouts`` of a held-out task after 0, 1 and ``rl.updates`` inner updates. Either is asked for when the
@@ -23,6 +28,7 @@ trainer comes up and after every adaptation curve, and for a new task seed on re
 from __future__ import annotations
 
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +43,7 @@ from reptile_engine.events import (
     Diverged,
     Failed,
     Finished,
+    IterationProgress,
     LandscapeReady,
     Rollouts,
     StateChanged,
@@ -79,6 +86,7 @@ class TrainingController(QObject):
     diverged = Signal(object)
     failed = Signal(str, str)
     message = Signal(str)
+    sessionSaved = Signal(str)
 
     def __init__(self, config: ExperimentConfig, store: RunStore | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -88,6 +96,7 @@ class TrainingController(QObject):
         self.iteration = 0
         self._workdir = tempfile.TemporaryDirectory(prefix="reptile-lab-")
         self._checkpoint = Path(self._workdir.name) / "run.safetensors"
+        self.store.spill_to(self._workdir.name)
         self._has_checkpoint = False
         self._generation = 0
         self._remote: RemoteTrainer | None = None
@@ -98,8 +107,10 @@ class TrainingController(QObject):
         self._fit_support: tuple[tuple[float, ...], tuple[float, ...]] | None = None
         self._pending_session: tuple[Path, Path] | None = None
         self._after_finish: str | None = None
-        self._run_config = config
         self._paused_by_divergence = False
+        self._saved_iteration = 0
+        # How far the meta-iteration under way has come (a long meta-RL one reports it); None between iterations.
+        self.progress: IterationProgress | None = None
 
     # Lifecycle.
 
@@ -108,14 +119,14 @@ class TrainingController(QObject):
         self._spawn(resume=False)
 
     def shutdown(self) -> None:
-        """Stop the trainer process and join the worker thread; call before the app exits."""
-        self._teardown(graceful=True)
+        """End the trainer process and join the worker thread; call before the app exits."""
+        self._teardown()
         self._workdir.cleanup()
 
     def _spawn(self, resume: bool, start_paused: bool = True) -> None:
-        self._teardown(graceful=False)
+        self._teardown()
         self._generation += 1
-        self._run_config = self.config
+        self.progress = None
         self.store.set_kind(self.config.kind)
         self._remote = RemoteTrainer(self.config, resume=self._checkpoint if resume else None,
                                      checkpoint_path=self._checkpoint, start_paused=start_paused)
@@ -129,14 +140,19 @@ class TrainingController(QObject):
         self._set_state("starting")
         self._thread.start()
 
-    def _teardown(self, graceful: bool) -> None:
+    def _teardown(self) -> None:
+        """End the trainer process at once and join the worker thread.
+
+        An ended run's final state is already saved (it comes before ``Finished``); every other caller
+        replaces or discards the run, so nothing is gained by waiting for the child to stop on its own.
+        """
         if self._worker is not None:
             self._worker.request_quit()
         if self._thread is not None:
             self._thread.quit()
             self._thread.wait()
         if self._remote is not None:
-            self._remote.close(timeout=5.0 if graceful else 0.5)
+            self._remote.close(timeout=0)
         self._worker = self._thread = self._remote = None
 
     # Run controls.
@@ -144,17 +160,19 @@ class TrainingController(QObject):
     def allowed(self, action: str) -> bool:
         return action in ACTIONS[self.state]
 
+    @property
+    def unsaved(self) -> bool:
+        """Whether iterations were trained since the session was last saved or opened (or the run began)."""
+        return self.iteration != self._saved_iteration
+
     def start(self) -> None:
-        """Start a ready run, or continue an ended one (anew if the model's shape changed meanwhile)."""
+        """Start a ready run, or continue an ended one from its saved state with its history."""
         if self.state == "ready" and self._remote is not None:
             self._remote.resume()
         elif self.state in ("stopped", "finished", "failed"):
-            reshaped = any(_get(self.config, f) != _get(self._run_config, f) for f in _SHAPE_FIELDS)
-            if reshaped or not self._has_checkpoint:
-                self.store.clear()
-                self.iteration = 0
-                self.storeUpdated.emit()
-            self._spawn(resume=self._has_checkpoint and not reshaped, start_paused=False)
+            if not self._has_checkpoint:
+                self._clear_run()
+            self._spawn(resume=self._has_checkpoint, start_paused=False)
 
     def pause(self) -> None:
         if self.allowed("pause"):
@@ -182,11 +200,17 @@ class TrainingController(QObject):
 
     def reset(self) -> None:
         """New meta-parameters, cleared history, the same config."""
+        self._clear_run()
+        self._spawn(resume=False)
+
+    def _clear_run(self) -> None:
+        """Forget the run: its history, its saved state and its iteration count (its trainer first, so that
+        no late save of the old run lands after the checkpoint is removed)."""
+        self._teardown()
         self.store.clear()
-        self.iteration = 0
+        self.iteration = self._saved_iteration = 0
         self._has_checkpoint = False
         self._checkpoint.unlink(missing_ok=True)
-        self._spawn(resume=False)
         self.storeUpdated.emit()
 
     # Configuration.
@@ -207,12 +231,20 @@ class TrainingController(QObject):
         if self.state == "starting" and not live:
             path = next(p for p in changes if not field_info(p).metadata.get("live"))
             raise ConfigError(path, changes[path], "can change once the trainer has started")
+        discards = self.discards_run(changes)
         self.config = new
         self.configChanged.emit(new)
-        if self.state == "ready" and not live:
+        if self.state in ("stopped", "finished", "failed") and discards:
+            self._clear_run()
+            self._spawn(resume=False)
+        elif self.state == "ready" and not live:
             self._spawn(resume=False)
         elif self.state in ("ready", "starting") and self._remote is not None:
             self._remote.update(changes)
+
+    def discards_run(self, changes: dict[str, Any]) -> bool:
+        """Whether applying ``changes`` throws the run away: a new task or model shape cannot continue it."""
+        return any(path in _SHAPE_FIELDS and value != _get(self.config, path) for path, value in changes.items())
 
     def editable_now(self, path: str) -> bool:
         """Whether a field may change in the current state (the panel greys out the others)."""
@@ -237,7 +269,10 @@ class TrainingController(QObject):
             self._fit_support = support
         elif not keep_support and seed is not None:
             self._fit_support = None
-        if self._remote is None or self.state in ("starting", "stopped", "finished", "failed"):
+        if self.state in ("stopped", "finished", "failed"):
+            self.message.emit(f"The run is {self.state}: the task view refits when it continues (Start)")
+            return
+        if self._remote is None or self.state == "starting":
             return
         self._fit_request += 1
         if self.store.kind == "rl":
@@ -270,35 +305,44 @@ class TrainingController(QObject):
             self._pending_session = (path, snapshot)
             self._remote.request_checkpoint(snapshot)
         elif self._has_checkpoint:
-            self._write_session(path, self._checkpoint)
+            self._write_session(path, self._checkpoint, self.iteration)
         else:
             self.failed.emit(f"Cannot save a session to {path}: no trainer state yet", "")
 
-    def _write_session(self, path: Path, checkpoint: Path) -> None:
+    def _write_session(self, path: Path, checkpoint: Path, iteration: int) -> None:
         try:
             session.save(path, self.config, checkpoint, self.store)
         except session.SessionError as exc:
             self.failed.emit(str(exc), "")
             return
+        self._saved_iteration = iteration
         self.message.emit(f"Session saved to {path}")
+        self.sessionSaved.emit(str(path))
 
-    def load_session(self, path: str | Path) -> None:
-        """Replace the run by a saved session; on any error the current run stays as it was."""
+    def load_session(self, path: str | Path) -> bool:
+        """Replace the run by a saved session; on any error the current run stays as it was (returns False).
+
+        The session is read and checked in full before the running trainer is touched.
+        """
         try:
             loaded = session.load(path, Path(self._workdir.name) / "loaded.safetensors")
         except session.SessionError as exc:
             self.failed.emit(str(exc), "")
-            return
-        self._teardown(graceful=False)
+            return False
+        except Exception as exc:  # noqa: BLE001 - a file must never take the running run down with it
+            self.failed.emit(f"Cannot open session {path}: {type(exc).__name__}: {exc}", traceback.format_exc())
+            return False
+        self._teardown()
         loaded.checkpoint.replace(self._checkpoint)
         self.config = loaded.config
         session.restore_store(self.store, loaded)
-        self.iteration = int(self.store.latest("iteration") or 0)
+        self.iteration = self._saved_iteration = int(self.store.latest("iteration") or 0)
         self._has_checkpoint = True
         self.configChanged.emit(self.config)
         self.storeUpdated.emit()
         self._spawn(resume=True)
         self.message.emit(f"Session {path} opened at iteration {self.iteration}")
+        return True
 
     # Events.
 
@@ -314,13 +358,19 @@ class TrainingController(QObject):
         if batch.metrics:
             self.store.extend_metrics(batch.metrics)
             self.iteration = int(batch.metrics["iteration"][-1])
+            if self.progress is not None and self.progress.iteration <= self.iteration:
+                self.progress = None
         for event in batch.events:
             self._handle(event)
         self.storeUpdated.emit()
 
     def _handle(self, event: object) -> None:
-        if isinstance(event, StateChanged):
+        if isinstance(event, IterationProgress):
+            self.progress = event
+        elif isinstance(event, StateChanged):
             self.iteration = event.iteration
+            if event.state != "running":
+                self.progress = None
             if event.state == "running":
                 self._set_state("running")
             else:
@@ -363,11 +413,12 @@ class TrainingController(QObject):
             if self._pending_session is not None and event.path == str(self._pending_session[1]):
                 target, snapshot = self._pending_session
                 self._pending_session = None
-                self._write_session(target, snapshot)
+                self._write_session(target, snapshot, event.iteration)
         elif isinstance(event, Failed):
             self.failed.emit(event.message, event.traceback)
             self._after_finish = "failed"
         elif isinstance(event, Finished):
+            self.progress = None
             self._after_finish = self._after_finish or ("finished" if event.reason == "completed" else "stopped")
 
     @Slot(int)
@@ -377,5 +428,5 @@ class TrainingController(QObject):
         final = self._after_finish
         self._after_finish = None
         if final is not None:
-            self._teardown(graceful=True)
+            self._teardown()
             self._set_state(final)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -15,6 +17,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -47,6 +50,9 @@ KIND_PLOTS: dict[str, tuple[str, ...]] = {
     "rl": ("adaptation_curve", "rollouts", "returns", "rl_losses", "landscape"),
 }
 """The plots each kind of run shows (and exports), by ``MainWindow.plots`` key."""
+
+LANDSCAPE_STATES = frozenset({"ready", "running", "paused"})
+"""The run states in which a requested landscape slice is computed (in the others none is coming)."""
 
 
 class MessageBanner(QFrame):
@@ -127,6 +133,8 @@ class MainWindow(QMainWindow):
             "landscape": LandscapePlot(self.store, config=config),
         }
         self._export_actions: dict[str, QAction] = {}
+        self._after_save: Callable[[], None] | None = None
+        self._divergence_on_banner = False
         self._kind = ""
         self._task_seed = 0
         self._next_plot = 0
@@ -144,6 +152,12 @@ class MainWindow(QMainWindow):
     # Composition.
 
     def _build_layout(self) -> None:
+        """Controls on the left in a scroll area, the plots in splitters on the right.
+
+        Everything must stay reachable in a 1280×720 window: the run controls and the landscape's controls
+        wrap onto more lines, long read-outs shorten with "…", the side panel scrolls, and the splitters
+        can be dragged (a plot or the side panel collapses when dragged to the edge).
+        """
         side = QWidget()
         side.setObjectName("sidePanel")
         side_layout = QVBoxLayout(side)
@@ -151,7 +165,16 @@ class MainWindow(QMainWindow):
         side_layout.addWidget(self.controls)
         side_layout.addWidget(self.picker)
         side_layout.addWidget(self.panel, 1)
-        side.setMinimumWidth(420)
+        side_scroll = QScrollArea()
+        side_scroll.setObjectName("sidePanelScroll")
+        side_scroll.setAccessibleName("Run controls and hyperparameters")
+        side_scroll.setWidgetResizable(True)
+        side_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        side_scroll.setWidget(side)
+        for bar, orientation in ((side_scroll.verticalScrollBar(), "vertical"),
+                                 (side_scroll.horizontalScrollBar(), "horizontal")):
+            bar.setObjectName(f"sidePanelScroll_{orientation}")
+            bar.setAccessibleName(f"Scroll the side panel ({orientation})")
 
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.plots["adaptation_curve"])
@@ -165,7 +188,7 @@ class MainWindow(QMainWindow):
         bottom.addWidget(self._rl_history)
         bottom.addWidget(self.plots["landscape"])
         self._show_kind(self.panel.kind)  # before any size is set: the hidden plots' widths must not count
-        bottom.setSizes([600, 600, 500])
+        bottom.setSizes([500, 500, 560])
         plots = QSplitter(Qt.Orientation.Vertical)
         plots.addWidget(top)
         plots.addWidget(bottom)
@@ -177,12 +200,25 @@ class MainWindow(QMainWindow):
         right_layout.addWidget(plots, 1)
 
         main = QSplitter(Qt.Orientation.Horizontal)
-        main.addWidget(side)
+        main.setObjectName("mainSplitter")
+        main.addWidget(side_scroll)
         main.addWidget(right)
         main.setStretchFactor(1, 1)
-        main.setSizes([430, 1170])
+        side_width = side.sizeHint().width() + side_scroll.verticalScrollBar().sizeHint().width()
+        main.setSizes([side_width, 1600 - side_width])
         self.setCentralWidget(main)
-        self.resize(1700, 1100)
+        screen = self.screen().availableGeometry()
+        self.resize(min(1600, screen.width()), min(1000, screen.height()))
+
+        landscape: LandscapePlot = self.plots["landscape"]
+
+        def end_landscape_wait(text: str) -> None:
+            if "landscape" in text:  # the controller refused the slice, or the trainer rejected its settings
+                landscape.set_busy(False)
+
+        self.controller.message.connect(end_landscape_wait)
+        self.controller.stateChanged.connect(
+            lambda state: landscape.set_busy(False) if state not in LANDSCAPE_STATES else None)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -230,7 +266,8 @@ class MainWindow(QMainWindow):
         c.changeApplied.connect(self._on_change_applied)
         c.changeRejected.connect(self.panel.show_error)
         c.diverged.connect(self._on_diverged)
-        c.failed.connect(lambda message, details: self.banner.show_message("error", message, details))
+        c.failed.connect(self._on_failed)
+        c.sessionSaved.connect(self._on_session_saved)
         c.message.connect(lambda text: self.status.showMessage(text, 8000))
         landscape: LandscapePlot = self.plots["landscape"]
         landscape.changesRequested.connect(self._request_changes)
@@ -260,9 +297,13 @@ class MainWindow(QMainWindow):
             if plots[index].refresh():
                 self._next_plot = index + 1
                 break
-        self.status.update_from(self.store, self.controller.state, self.controller.config.device)
+        self.status.update_from(self.store, self.controller.state, self.controller.config.device,
+                                self.controller.progress)
 
     def _on_state(self, state: str) -> None:
+        if state == "running" and self._divergence_on_banner:
+            self.banner.hide()
+            self._divergence_on_banner = False
         self.controls.set_state(state, ACTIONS[state])
         self.panel.set_editability(self.controller.editable_now)
         self.picker.set_enabled_for_state(self.controller.editable_now("task.name"))
@@ -305,6 +346,14 @@ class MainWindow(QMainWindow):
             f"Diverged at iteration {event.iteration}: {event.reason}. The meta-parameters were rolled back to "
             f"iteration {event.rolled_back_to} and training paused; change the culprit (often inner.lr or "
             f"meta.lr) and training continues.", f"Hyperparameters in force:\n{hyper}")
+        self._divergence_on_banner = True
+        self.panel.change_log.insertItem(0, f"diverged at iteration {event.iteration}: {event.reason}; "
+                                            f"rolled back to iteration {event.rolled_back_to}")
+
+    def _on_failed(self, message: str, details: str) -> None:
+        self._after_save = None  # a failed save must not go on to replace the run it was meant to keep
+        self._divergence_on_banner = False
+        self.banner.show_message("error", message, details)
 
     def _request_changes(self, changes: dict) -> None:
         try:
@@ -316,12 +365,25 @@ class MainWindow(QMainWindow):
         self.panel.show_error(exc.field, str(exc))
         self.status.showMessage(str(exc), 8000)
 
-    def _change_to(self, target: ExperimentConfig) -> None:
-        """Request every field in which ``target`` differs from the current config, as one update."""
+    def _change_to(self, target: ExperimentConfig) -> bool:
+        """Request every field in which ``target`` differs from the current config, as one update.
+
+        Returns False when the user kept the run instead (the change would have discarded unsaved work).
+        """
         current = dict((p, v) for p, v, _ in iter_fields(self.controller.config))
         changes = {p: v for p, v, _ in iter_fields(target) if current[p] != v}
-        if changes:
+        return not changes or self._request_run_changes(changes)
+
+    def _request_run_changes(self, changes: dict) -> bool:
+        """Request ``changes`` of task or preset; one that discards the run asks first over unsaved work."""
+        if not self.controller.discards_run(changes):
             self._request_changes(changes)
+            return True
+        if self._proceed_over_unsaved_work("switching the task", lambda: self._request_changes(changes)):
+            return True
+        self.picker.set_task(self.controller.config.task.name)
+        self.picker.set_preset(None)
+        return False
 
     def _choose_preset(self, name: str) -> None:
         self._change_to(preset(name))
@@ -330,7 +392,7 @@ class MainWindow(QMainWindow):
         """Switch the task; a task of the other kind comes with that kind's preset (a meta-RL family needs
         the meta-RL defaults and surrogate landscape, a task distribution the supervised ones)."""
         if catalog.kind_of(name) == self._kind:
-            self._request_changes({"task.name": name})
+            self._request_run_changes({"task.name": name})
             return
         preset_name = preset_for_task(name)
         try:
@@ -338,12 +400,49 @@ class MainWindow(QMainWindow):
         except ConfigError as exc:
             self._show_config_error(exc)
             return
-        self._change_to(target)
-        self.picker.set_preset(preset_name)
+        if self._change_to(target):
+            self.picker.set_preset(preset_name)
 
     def _reset(self) -> None:
+        self._proceed_over_unsaved_work("resetting", self._reset_now)
+
+    def _reset_now(self) -> None:
         self.banner.hide()
         self.controller.reset()
+
+    # Unsaved work.
+
+    def _confirm_discard(self, action: str) -> QMessageBox.StandardButton:
+        """Ask whether to save the run's unsaved iterations before ``action`` replaces it."""
+        return QMessageBox.question(
+            self, "Unsaved run",
+            f"The run has trained {self.controller.iteration:,} iterations that are not saved in a session. "
+            f"Save them before {action}?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save)
+
+    def _proceed_over_unsaved_work(self, action: str, proceed: Callable[[], None]) -> bool:
+        """Call ``proceed`` now, or after saving the session if the user asks to, unless that would lose
+        unsaved iterations and the user cancels. Returns False when cancelled."""
+        if not self.controller.unsaved:
+            proceed()
+            return True
+        choice = self._confirm_discard(action)
+        if choice == QMessageBox.StandardButton.Discard:
+            proceed()
+            return True
+        if choice == QMessageBox.StandardButton.Save:
+            path = self._ask_session_path()
+            if path:
+                self._after_save = proceed  # the save may wait for the trainer's checkpoint
+                self.controller.save_session(path)
+                return True
+        return False
+
+    def _on_session_saved(self, _path: str) -> None:
+        proceed, self._after_save = self._after_save, None
+        if proceed is not None:
+            proceed()
 
     def _support(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """The support shown now: the view's (it includes edits not yet re-fitted), else the last fit's."""
@@ -371,16 +470,25 @@ class MainWindow(QMainWindow):
 
     # Files.
 
-    def _save_session(self) -> None:
+    def _ask_session_path(self) -> str:
+        """The file to save the session to, from a dialog (empty if cancelled)."""
         path, _ = QFileDialog.getSaveFileName(self, "Save session", "run" + session.SUFFIX,
                                               f"Reptile Lab sessions (*{session.SUFFIX})")
+        return path
+
+    def _save_session(self) -> None:
+        path = self._ask_session_path()
         if path:
             self.controller.save_session(path)
 
     def _open_session(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open session", "", f"Reptile Lab sessions (*{session.SUFFIX})")
         if path:
-            self.controller.load_session(path)
+            self.open_session(path)
+
+    def open_session(self, path: str | Path) -> None:
+        """Replace the run by the session at ``path``, asking first if that would lose unsaved iterations."""
+        self._proceed_over_unsaved_work("opening another session", lambda: self.controller.load_session(path))
 
     def _export_plot(self, plot: StorePlot) -> None:
         path, _ = QFileDialog.getSaveFileName(self, f"Export {plot.title}", f"{plot.plot_name}.png",
@@ -410,20 +518,26 @@ class MainWindow(QMainWindow):
         columns), into ``folder``."""
         folder = Path(folder)
         columns = self.store.metric_columns
-        try:
-            export.export_all(folder, self.active_plots())
-            self.controller.config.save(folder / "config.toml")
-            with open(folder / "metrics.csv", "w", newline="") as f:
+
+        def write_metrics(path: Path) -> None:
+            with open(path, "w", newline="") as f:
                 writer = csv.writer(f)
                 writer.writerow(columns)
-                writer.writerows(zip(*(self.store.column(name).tolist() for name in columns), strict=True))
+                writer.writerows(self.store.history_rows())
+
+        try:  # all files or none: a failure leaves no partial set
+            export.export_all(folder, self.active_plots(),
+                              files={"config.toml": self.controller.config.save, "metrics.csv": write_metrics})
         except (export.ExportError, OSError) as exc:
-            self.banner.show_message("error", f"Export to {folder} failed: {exc}")
+            self.banner.show_message("error", str(exc))
             return False
         self.status.showMessage(f"Exported everything to {folder}", 8000)
         return True
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        """Leave the screen at once, then end the trainer (the window must not sit frozen while it goes)."""
         self._redraw.stop()
+        self.hide()
+        QApplication.sync()
         self.controller.shutdown()
         event.accept()

@@ -3,17 +3,19 @@
 The trainer itself runs in a child process (``RemoteTrainer``) so that its many small tensor ops
 never compete with the GUI for the GIL. This worker only waits on the child's event queue, turns
 metrics into columnar numpy arrays off the GUI thread, and emits one ``batchReady`` signal per batch
-(at most about 60 per second, never one per inner step).
+(at most about 60 per second, never one per inner step). It reads until the child has sent its last
+event, so what comes with or after ``Finished`` (the final ``CheckpointSaved``) is never dropped.
 """
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from reptile_engine.events import Event, IterationMetrics, RLIterationMetrics
+from reptile_engine.events import Event, Failed, Finished, IterationMetrics, RLIterationMetrics
 from reptile_engine.remote import RemoteTrainer
 from reptile_gui.store import metrics_to_columns
 
@@ -51,8 +53,15 @@ class TrainingWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        self.remote.start()
-        while not self._quit and not self.remote.finished:
+        try:
+            self.remote.start()
+        except Exception as exc:  # noqa: BLE001 - reported as the run's failure, never a silent dead worker
+            failure = [Failed(0, f"Cannot start the training process: {type(exc).__name__}: {exc}",
+                              traceback.format_exc()), Finished(0, "failed")]
+            self.batchReady.emit(EventBatch(self.generation, {}, failure))
+            self.done.emit(self.generation)
+            return
+        while not self._quit and not self.remote.ended:
             events = self.remote.events(timeout=self.POLL_SECONDS)
             if events:
                 metrics = [e for e in events if isinstance(e, METRICS)]

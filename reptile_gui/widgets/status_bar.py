@@ -1,5 +1,5 @@
-"""The status bar: run state, iteration, speed (and a meta-RL run's environment steps per second), elapsed
-time, device and the last applied change."""
+"""The status bar: run state, iteration, speed (and a meta-RL run's environment steps per second), the
+progress inside a long meta-iteration, elapsed time, device and the last applied change."""
 
 from __future__ import annotations
 
@@ -30,12 +30,27 @@ def format_rate(rate: float | None) -> str:
     return f"{rate:,.0f}" if rate >= 100 else f"{rate:.1f}"
 
 
+def format_iteration_rate(rate: float | None) -> str:
+    """``12.5 it/s``, or seconds per iteration below one a second (a slow run must not read ``0.0 it/s``)."""
+    if rate is not None and math.isfinite(rate) and 0 < rate < 1:
+        return f"{format_rate(1 / rate)} s/it"
+    return f"{format_rate(rate)} it/s"
+
+
+def format_progress(progress: Any) -> str:
+    """An ``IterationProgress``: ``iteration 12: task 3/20, update 2/3, 4,100 env steps/s``."""
+    return (f"iteration {progress.iteration:,}: task {progress.tasks_done}/{progress.tasks_total}, "
+            f"update {progress.updates_done}/{progress.updates_total}, "
+            f"{format_rate(progress.env_steps_per_second)} env steps/s")
+
+
 class RunStatusBar(QStatusBar):
     """Permanent fields on the right; ``showMessage`` still works on the left for transient messages.
 
-    ``update_from(store, state, device)`` reads the store's latest ``iteration``,
-    ``iterations_per_second``, ``env_steps_per_second`` (shown only for a meta-RL run) and ``elapsed``;
-    ``show_change(event)`` shows a ``ConfigChanged``.
+    ``update_from(store, state, device, progress)`` reads the store's latest ``iteration``,
+    ``iterations_per_second`` (only while running: a paused run says so instead of a stale rate),
+    ``env_steps_per_second`` (shown only for a meta-RL run) and ``elapsed``, and shows the
+    ``IterationProgress`` of the iteration under way, if any; ``show_change(event)`` shows a ``ConfigChanged``.
     """
 
     def __init__(self, parent: QWidget | None = None):
@@ -47,8 +62,9 @@ class RunStatusBar(QStatusBar):
         specs = (
             ("state", "State", "The run state", "paused"),
             ("iteration", "Iteration", "Meta-iterations done", "1,000,000"),
-            ("rate", "it/s", "Meta-iterations per second (recent average)", "10,000"),
+            ("rate", "it/s", "Meta-iterations per second (recent average)", "10,000 it/s"),
             ("env_rate", "env steps/s", "Environment steps per second in the last meta-iteration", "1,000,000"),
+            ("progress", "Progress", "How far the meta-iteration under way has come", ""),
             ("elapsed", "Elapsed", "Training time (h:mm:ss)", "100:00:00"),
             ("device", "Device", "Where the trainer runs", "cuda:0"),
             ("change", "Last change", "The last hyperparameter change the trainer applied", ""),
@@ -77,9 +93,9 @@ class RunStatusBar(QStatusBar):
 
     def _text(self, key: str, value: str) -> str:
         caption = self._captions[key]
-        if key == "change":
+        if key in ("change", "progress", "rate"):
             return value
-        return f"{value} {caption}" if key in ("rate", "env_rate") else f"{caption}: {value}"
+        return f"{value} {caption}" if key == "env_rate" else f"{caption}: {value}"
 
     def _set(self, key: str, value: str) -> None:
         label = self.fields[key]
@@ -93,23 +109,33 @@ class RunStatusBar(QStatusBar):
         label.setAccessibleDescription(self._text(key, value))
 
     def text_of(self, key: str) -> str:
-        """The full text of a field (``state``, ``iteration``, ``rate``, ``elapsed``, ``device``, ``change``)."""
+        """The full text of a field (``state``, ``iteration``, ``rate``, ``env_rate``, ``progress``, ``elapsed``,
+        ``device``, ``change``)."""
         return self._full_change if key == "change" else self.fields[key].text()
 
-    def update_from(self, store: Any, state: str, device: str) -> None:
-        """Refresh from a ``RunStore`` (or ``None`` before any data) and the controller's state."""
+    def update_from(self, store: Any, state: str, device: str, progress: Any = None) -> None:
+        """Refresh from a ``RunStore`` (or ``None`` before any data), the controller's state and the
+        ``IterationProgress`` of the iteration under way (``None`` between iterations)."""
         latest = store.latest if store is not None else (lambda _name: None)
         iteration = latest("iteration")
         self._set("state", state)
         self._set("iteration", EMPTY if iteration is None else f"{int(iteration):,}")
-        self._set("rate", format_rate(latest("iterations_per_second")))
+        if state == "paused":
+            self._set("rate", "paused")
+        else:
+            self._set("rate", format_iteration_rate(latest("iterations_per_second") if state == "running" else None))
         env_rate = latest("env_steps_per_second")
-        for widget in (self.fields["env_rate"], self._separators["env_rate"]):
-            if widget.isHidden() != (env_rate is None):
-                widget.setHidden(env_rate is None)
+        self._show_field("env_rate", env_rate is not None)
         self._set("env_rate", format_rate(env_rate))
+        self._show_field("progress", progress is not None)
+        self._set("progress", "" if progress is None else format_progress(progress))
         self._set("elapsed", format_elapsed(latest("elapsed")))
         self._set("device", str(device))
+
+    def _show_field(self, key: str, shown: bool) -> None:
+        for widget in (self.fields[key], self._separators[key]):
+            if widget.isHidden() == shown:
+                widget.setHidden(not shown)
 
     def show_change(self, event: Any) -> None:
         """Show a ``ConfigChanged``: ``iteration 120: inner.lr 0.02 → 0.01``."""
