@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QWidget
 from superqt import QLabeledDoubleSlider
 
 from reptile_gui.plots.base import PALETTE, StorePlot, name_control
-from reptile_gui.plots.smoothing import IncrementalEma
+from reptile_gui.plots.smoothing import IncrementalEma, debiased_ema
 from reptile_gui.store import ChangeMarker, RunStore
 
 __all__ = ["X_ITERATION", "X_WALL_TIME", "MarkerLine", "Series", "SeriesPlot"]
@@ -282,14 +282,17 @@ class SeriesPlot(StorePlot):
                 self.legend.removeItem(self._marker_legend)
 
     def csv_table(self) -> tuple[list[str], list[np.ndarray]]:
-        """``iteration, elapsed`` and the series' columns raw, plus ``<column>_smoothed`` when smoothing > 0."""
+        """``iteration, elapsed`` and the series' columns raw, plus ``<column>_smoothed`` when smoothing > 0.
+
+        Every iteration of the run, not the decimated older history the plot draws.
+        """
         store = self.store
         names = [s.column for s in self.series]
         header = ["iteration", "elapsed", *names]
         if not self._holds_series():
             return header, [np.empty(0) for _ in header]
-        columns = [store.column(name) for name in header]
+        columns = [store.history(name) for name in header]
         if self.smoothing > 0.0:
             header += [f"{name}_smoothed" for name in names]
-            columns += [np.array(self.smoothed(name)) for name in names]
+            columns += [debiased_ema(store.history(name), self.smoothing) for name in names]
         return header, columns

@@ -414,3 +414,16 @@ def test_a_long_title_shrinks_instead_of_widening_the_plot(qtbot, make, filled_s
     assert plot.plot_item.titleLabel.opts["size"] == f"{plot.TITLE_POINT_SIZES[-1]}pt"
     plot.resize(1400, 300)
     qtbot.waitUntil(lambda: plot.plot_item.titleLabel.opts["size"] == f"{plot.TITLE_POINT_SIZES[0]}pt")
+
+
+def test_csv_export_holds_every_iteration_of_a_decimated_history(qtbot, make, tmp_path):
+    store = RunStore(spill_dir=tmp_path, recent_rows=64, spill_rows=32, older_buckets=16, bucket_rows=4)
+    for start in range(1, 2001, 100):
+        store.extend_metrics(synthetic_metrics(100, start=start))
+    plot = make(TrainingCurvePlot, store)
+    assert len(store.column("iteration")) < 2000, "the drawn history is decimated"
+    header, columns = plot.csv_table()
+    table = dict(zip(header, columns, strict=True))
+    np.testing.assert_array_equal(table["iteration"], np.arange(1, 2001))
+    np.testing.assert_allclose(table["loss_after_smoothed"],
+                               debiased_ema(store.history("loss_after"), plot.smoothing), rtol=1e-12)
