@@ -1,11 +1,45 @@
-"""Synthetic run data for the plot and export tests (imported by them; not a conftest)."""
+"""Synthetic run data and opened controllers and windows for the GUI tests (imported by them; not a conftest)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
+import shiboken6
 
 from reptile_engine.events import AdaptationCurve, Rollouts, TaskFit
+from reptile_gui.controller import TrainingController
+from reptile_gui.main_window import MainWindow
 from reptile_gui.store import ChangeMarker, RunStore
+
+SPAWN_TIMEOUT = 60_000
+"""Milliseconds a trainer process may take to come up on a loaded machine."""
+
+
+@contextlib.contextmanager
+def opened_controller(qtbot, config):
+    """A controller whose trainer process is up and ready; shut down on exit."""
+    ctrl = TrainingController(config)
+    try:
+        with qtbot.waitSignal(ctrl.stateChanged, timeout=SPAWN_TIMEOUT, check_params_cb=lambda s: s == "ready"):
+            ctrl.open()
+        yield ctrl
+    finally:
+        ctrl.shutdown()
+
+
+@contextlib.contextmanager
+def opened_window(qtbot, config):
+    """A shown window whose trainer is ready; closed (and deleted) on exit."""
+    win = MainWindow(config)
+    win.show()
+    try:
+        qtbot.waitUntil(lambda: win.controller.state == "ready", timeout=SPAWN_TIMEOUT)
+        yield win
+    finally:
+        if shiboken6.isValid(win):
+            with qtbot.waitSignal(win.destroyed, timeout=SPAWN_TIMEOUT):
+                win.close()
 
 
 def synthetic_metrics(n: int, seed: int = 0, start: int = 1) -> dict[str, np.ndarray]:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import zipfile
 
 import numpy as np
 import pytest
-from gui_testlib import TINY_RL_CHANGES
+from gui_testlib import SPAWN_TIMEOUT, TINY_RL_CHANGES, opened_controller
 
 from reptile_engine.config import ConfigError
 from reptile_engine.presets import preset
 from reptile_gui import session
 from reptile_gui.controller import ACTIONS, TrainingController
-
-SPAWN_TIMEOUT = 60_000
 
 
 @pytest.fixture
@@ -24,21 +21,9 @@ def small_config():
         "evaluation.every": 25, "meta.meta_batch": 2})
 
 
-@contextlib.contextmanager
-def opened(qtbot, config):
-    """A controller whose trainer process is up and ready; shut down on exit."""
-    ctrl = TrainingController(config)
-    try:
-        with qtbot.waitSignal(ctrl.stateChanged, timeout=SPAWN_TIMEOUT, check_params_cb=lambda s: s == "ready"):
-            ctrl.open()
-        yield ctrl
-    finally:
-        ctrl.shutdown()
-
-
 @pytest.fixture
 def controller(qtbot, small_config):
-    with opened(qtbot, small_config) as ctrl:
+    with opened_controller(qtbot, small_config) as ctrl:
         yield ctrl
 
 
@@ -181,7 +166,7 @@ def test_task_fit_arrives_and_follows_edits(qtbot, controller):
 
 
 def test_divergence_pauses_and_the_next_change_resumes(qtbot, small_config):
-    with opened(qtbot, small_config.with_updates({"inner.lr": 10.0, "inner.steps": 100})) as ctrl:
+    with opened_controller(qtbot, small_config.with_updates({"inner.lr": 10.0, "inner.steps": 100})) as ctrl:
         with qtbot.waitSignal(ctrl.diverged, timeout=SPAWN_TIMEOUT) as diverged:
             ctrl.start()
         event = diverged.args[0]
@@ -196,7 +181,7 @@ def test_divergence_pauses_and_the_next_change_resumes(qtbot, small_config):
 
 def test_engine_error_is_reported_with_traceback_and_reset_recovers(qtbot, small_config, monkeypatch):
     monkeypatch.setenv("REPTILE_LAB_PLUGINS", "broken_tasks:FailingSineTasks")  # the trainer process inherits it
-    with opened(qtbot, small_config.with_updates({"task.name": "broken_tasks:FailingSineTasks"})) as ctrl:
+    with opened_controller(qtbot, small_config.with_updates({"task.name": "broken_tasks:FailingSineTasks"})) as ctrl:
         with qtbot.waitSignal(ctrl.failed, timeout=SPAWN_TIMEOUT) as failed:
             ctrl.start()
         message, details = failed.args
@@ -216,7 +201,7 @@ def test_engine_error_is_reported_with_traceback_and_reset_recovers(qtbot, small
 
 @pytest.fixture
 def rl_controller(qtbot):
-    with opened(qtbot, preset("meta-rl").with_updates(TINY_RL_CHANGES)) as ctrl:
+    with opened_controller(qtbot, preset("meta-rl").with_updates(TINY_RL_CHANGES)) as ctrl:
         yield ctrl
 
 

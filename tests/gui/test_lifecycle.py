@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -12,16 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import shiboken6
-from gui_testlib import synthetic_metrics
+from gui_testlib import opened_controller, opened_window, synthetic_metrics
 from PySide6.QtWidgets import QMessageBox
 
 from reptile_engine.config import ExperimentConfig
 from reptile_engine.events import CheckpointSaved, Finished, IterationProgress, StateChanged
 from reptile_engine.presets import preset
 from reptile_gui import session
-from reptile_gui.controller import TrainingController
-from reptile_gui.main_window import MainWindow
 from reptile_gui.store import RunStore
 from reptile_gui.widgets.status_bar import RunStatusBar
 from reptile_gui.worker import TrainingWorker
@@ -34,30 +30,6 @@ def small_config(**changes) -> ExperimentConfig:
     return preset("quick").with_updates({"model.hidden": 16, "meta.iterations": 1_000_000, "evaluation.tasks": 4,
                                          "evaluation.steps": 2, "evaluation.every": 25, "meta.meta_batch": 2,
                                          **changes})
-
-
-@contextlib.contextmanager
-def opened_controller(qtbot, config):
-    ctrl = TrainingController(config)
-    try:
-        with qtbot.waitSignal(ctrl.stateChanged, timeout=TIMEOUT, check_params_cb=lambda s: s == "ready"):
-            ctrl.open()
-        yield ctrl
-    finally:
-        ctrl.shutdown()
-
-
-@contextlib.contextmanager
-def opened_window(qtbot, config):
-    win = MainWindow(config)
-    win.show()
-    try:
-        qtbot.waitUntil(lambda: win.controller.state == "ready", timeout=TIMEOUT)
-        yield win
-    finally:
-        if shiboken6.isValid(win):
-            with qtbot.waitSignal(win.destroyed, timeout=TIMEOUT):
-                win.close()
 
 
 def wait_state(qtbot, ctrl, state):

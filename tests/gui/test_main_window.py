@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
 import signal
@@ -15,29 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import shiboken6
-from gui_testlib import TINY_RL_CHANGES
+from gui_testlib import TINY_RL_CHANGES, opened_window
 from PySide6.QtWidgets import QAbstractButton, QAbstractSlider, QAbstractSpinBox, QComboBox, QLineEdit
 
 from reptile_engine.presets import preset
-from reptile_gui.main_window import KIND_PLOTS, MainWindow
+from reptile_gui.main_window import KIND_PLOTS
 from reptile_gui.store import RL_METRIC_COLUMNS
 
 TIMEOUT = 60_000
-
-
-@contextlib.contextmanager
-def opened_window(qtbot, config):
-    """A shown window whose trainer is ready; closed (and deleted) on exit."""
-    win = MainWindow(config)
-    win.show()
-    try:
-        qtbot.waitUntil(lambda: win.controller.state == "ready", timeout=TIMEOUT)
-        yield win
-    finally:
-        if shiboken6.isValid(win):
-            with qtbot.waitSignal(win.destroyed, timeout=TIMEOUT):
-                win.close()
 
 
 @pytest.fixture
