@@ -22,13 +22,14 @@ import hashlib
 import json
 import math
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
+
+from reptile_engine.files import RefusedFile, read_bounded
 
 FORMAT = "reptile-lab-checkpoint"
 VERSION = 2
@@ -97,28 +98,12 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def _read_bounded(path: Path, max_bytes: int) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``; FIFOs and devices are refused unopened."""
-    info = os.stat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise CheckpointError(f"cannot read checkpoint {path}: not a regular file")
-    with open(path, "rb", opener=lambda name, flags: os.open(name, flags | getattr(os, "O_NONBLOCK", 0))) as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise CheckpointError(f"cannot read checkpoint {path}: not a regular file")
-        if info.st_size > max_bytes:
-            raise CheckpointError(f"cannot read checkpoint {path}: {info.st_size} bytes, over the limit of "
-                                  f"{max_bytes}")
-        data = f.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise CheckpointError(f"cannot read checkpoint {path}: over the limit of {max_bytes} bytes")
-    return data
-
-
 def load(path: str | Path, *, max_bytes: int = MAX_BYTES) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint written by ``save``; raise ``CheckpointError`` for anything else."""
     try:
-        data = _read_bounded(Path(path), max_bytes)
+        data = read_bounded(path, max_bytes)
+    except RefusedFile as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     try:

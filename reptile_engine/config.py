@@ -14,9 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
 import reprlib
-import stat
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -24,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+
+from reptile_engine.files import RefusedFile, read_bounded
 
 MAX_FILE_BYTES = 1 << 20
 """Largest config file ``load`` reads; a saved config is a few kilobytes."""
@@ -300,21 +300,12 @@ class ExperimentConfig:
     def load(cls, path: str | Path) -> ExperimentConfig:
         """Read a TOML config file; a FIFO, a device or a file over ``MAX_FILE_BYTES`` is refused unread."""
         try:
-            with open(path, "rb", opener=_open_nonblocking) as f:
-                info = os.fstat(f.fileno())
-                if not stat.S_ISREG(info.st_mode):
-                    raise ConfigError("<file>", str(path), "is not a regular file")
-                if info.st_size > MAX_FILE_BYTES:
-                    raise ConfigError("<file>", str(path), f"is larger than {MAX_FILE_BYTES} bytes")
-                text = f.read(MAX_FILE_BYTES + 1).decode("utf-8")
+            text = read_bounded(path, MAX_FILE_BYTES).decode("utf-8")
+        except RefusedFile as exc:
+            raise ConfigError("<file>", str(path), f"is {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError("<file>", str(path), f"cannot be read ({exc})") from None
         return cls.from_toml(text)
-
-
-def _open_nonblocking(path: str, flags: int) -> int:
-    """``os.open`` that returns at once on a FIFO with no writer, so ``load`` can refuse it."""
-    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
 def iter_fields(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, dataclasses.Field]]:
