@@ -23,10 +23,11 @@ def close_on_termination(window: QWidget) -> None:
     process is stopped and joined instead of killed with the app.
 
     Python runs signal handlers only when it holds control, never inside Qt's event loop, so a timer hands it
-    control a few times a second.
+    control a few times a second. The handler only queues the close: a signal that comes before the event loop
+    runs closes the window once it does, when closing it can still end the loop.
     """
     for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: window.close())
+        signal.signal(number, lambda *_: QTimer.singleShot(0, window.close))
     poll = QTimer(window)
     poll.timeout.connect(lambda: None)
     poll.start(SIGNAL_POLL_MS)
@@ -72,6 +73,6 @@ def main(argv: list[str] | None = None) -> int:
             QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
             print(f"reptile-gui: error: {refusals[-1]}", file=sys.stderr)
             return 2
-    close_on_termination(window)
     window.show()
+    close_on_termination(window)
     exit_without_teardown(app.exec())
