@@ -27,11 +27,13 @@ from torch.nn.functional import mse_loss
 from torch.nn.utils import vector_to_parameters
 
 from reptile_engine.config import ExperimentConfig
-from reptile_engine.landscape import DEFAULT_MEMORY_BUDGET, grid_axes, loss_grid, random_plane
+from reptile_engine.landscape import random_plane
+from reptile_engine.landscape_grid import DEFAULT_MEMORY_BUDGET, grid_axes, loss_grid
 from reptile_engine.models import BatchedMLP
+from reptile_engine.runtime import tune_allocator
 from reptile_engine.tasks.base import TaskBatch
 from reptile_engine.tasks.sine import SineTasks
-from reptile_engine.trainer import Trainer, tune_allocator
+from reptile_engine.trainer import Trainer
 
 TASKS, SUPPORT, QUERY, SPAN = 100, 10, 100, 1.0
 STEPS, LR = 5, 0.02

@@ -72,7 +72,8 @@ def main() -> None:
                 trainer = Trainer(cfg)
                 torch.set_num_threads(threads)
                 engine = rate(trainer.step, budget)
-                reference_args = (trainer.model.module(), trainer.tasks, torch.Generator().manual_seed(0),
+                learner = trainer.learner
+                reference_args = (learner.model.module(), learner.tasks, torch.Generator().manual_seed(0),
                                   meta_batch, steps, 0.02, 0.1)
                 reference = rate(functools.partial(textbook_iteration, *reference_args), budget)
                 ratio = engine / reference

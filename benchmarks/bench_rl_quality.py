@@ -23,20 +23,24 @@ the goal before the time limit.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 import numpy as np
 import torch
 
-from reptile_engine.rl.onpolicy import OnPolicyConfig, adapt
-from reptile_engine.rl.reptile_rl import SEED_HIGH, RLMetaConfig, RLMetaLearner
-from reptile_engine.rl.runner import Task
+from reptile_engine.config import ExperimentConfig
+from reptile_engine.events import RLIterationMetrics
+from reptile_engine.presets import preset
+from reptile_engine.rl.learner import RLLearner
+from reptile_engine.rl.runner import SEED_HIGH, Task
+from reptile_engine.trainer import Trainer
 
 HELD_OUT_SEED = 2024
 HELD_OUT_TASKS = 40
 TARGET = -15.0
 MAX_UPDATES = 3
+UNTIL_THE_CAP = 1_000_000_000
+"""``meta.iterations`` of a run that only the wall-clock cap ends."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -75,85 +79,94 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def inner_config(args: argparse.Namespace, **changes: object) -> OnPolicyConfig:
-    inner = OnPolicyConfig(algorithm=args.algorithm, updates=args.updates, episodes=args.episodes, lr=args.inner_lr,
-                           optimizer=args.inner_optimizer, epochs=args.epochs, minibatches=args.minibatches,
-                           entropy_coef=args.entropy_coef, clip_ratio=args.clip_ratio, gamma=args.gamma,
-                           max_grad_norm=args.max_grad_norm)
-    return dataclasses.replace(inner, **changes)
+def experiment(args: argparse.Namespace, family: str, meta_batch: int, iterations: int, init_log_std: float,
+               **rl: object) -> ExperimentConfig:
+    """The experiment config of one run: the flags' agent and inner loop on ``family`` (``rl`` overrides them),
+    the meta-lr held by the schedule so that ``train`` can anneal it by iterations or seconds."""
+    changes = {"task.name": family, "meta.meta_batch": meta_batch, "meta.lr": args.meta_lr,
+               "meta.optimizer": args.meta_optimizer, "meta.iterations": iterations or UNTIL_THE_CAP,
+               "meta_schedule.kind": "constant", "rl.algorithm": args.algorithm, "rl.updates": args.updates,
+               "rl.episodes": args.episodes, "rl.lr": args.inner_lr, "rl.optimizer": args.inner_optimizer,
+               "rl.epochs": args.epochs, "rl.minibatches": args.minibatches, "rl.entropy_coef": args.entropy_coef,
+               "rl.clip_ratio": args.clip_ratio, "rl.gamma": args.gamma, "rl.max_grad_norm": args.max_grad_norm,
+               "rl.hidden": args.hidden, "rl.depth": 2, "rl.init_log_std": init_log_std,
+               "rl.meta_log_std": not args.freeze_log_std, "evaluation.every": 1_000_000, "evaluation.tasks": 1,
+               "evaluation.steps": 0, "landscape.every": 0, "seed": args.seed, "threads": args.threads}
+    return preset("meta-rl").with_updates({**changes, **{f"rl.{k}": v for k, v in rl.items()}})
 
 
-def train(config: RLMetaConfig, seconds: float, iterations: int, anneal: bool) -> tuple[RLMetaLearner, float]:
-    """Meta-train until the budget (or ``iterations``) is spent, logging the meta-batches' returns every 25."""
-    print(config)
-    learner = RLMetaLearner(config)
+def train(config: ExperimentConfig, seconds: float, anneal: bool) -> tuple[Trainer, float]:
+    """Meta-train until the budget (or ``meta.iterations``) is spent, logging the meta-batches' returns every 25."""
+    print(config.meta, config.rl)
+    trainer = Trainer(config)
+    iterations = config.meta.iterations if config.meta.iterations < UNTIL_THE_CAP else 0
     started = time.perf_counter()
     history = []
-    while (elapsed := time.perf_counter() - started) < seconds and (not iterations or learner.iteration < iterations):
-        if anneal:  # the paper's linear annealing, by the fraction of the budget (or iterations) spent
-            spent = learner.iteration / iterations if iterations else 0.0
-            learner.optimizer.param_groups[0]["lr"] = config.meta_lr * (1 - max(spent, elapsed / seconds))
-        metrics = learner.step()
-        history.append((metrics["return_before"], metrics["return_after"]))
-        if learner.iteration % 25 == 0:
+    for event in trainer.run():
+        if not isinstance(event, RLIterationMetrics):
+            continue
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            trainer.stop()
+        elif anneal:  # the paper's linear annealing, by the fraction of the budget (or iterations) spent
+            spent = event.iteration / iterations if iterations else 0.0
+            trainer.update({"meta.lr": config.meta.lr * max(0.0, 1 - max(spent, elapsed / seconds))})
+        history.append((event.return_before, event.return_after))
+        if event.iteration % 25 == 0:
             before, after = np.mean(history[-25:], axis=0)
-            print(f"it {learner.iteration:5d}  {time.perf_counter() - started:6.1f}s  return before {before:8.2f}  "
-                  f"after {after:8.2f}  log_std {metrics['log_std']:+.2f}  entropy {metrics['entropy']:+.2f}  "
-                  f"|g| actor {metrics['pseudo_grad_norm_actor']:.3f} critic {metrics['pseudo_grad_norm_critic']:.3f}",
-                  flush=True)
-    return learner, time.perf_counter() - started
+            log_std = trainer.theta.detach()[trainer.learner.agent.log_std_slice].mean()
+            print(f"it {event.iteration:5d}  {elapsed:6.1f}s  return before {before:8.2f}  after {after:8.2f}  "
+                  f"log_std {log_std:+.2f}  entropy {event.entropy:+.2f}", flush=True)
+    return trainer, time.perf_counter() - started
 
 
 def point_nav(args: argparse.Namespace) -> dict[str, list[float]]:
     """Held-out returns after 0..3 updates: meta-init, scratch, zero action and the mean action of the meta-init."""
-    inner = inner_config(args)
-    config = RLMetaConfig(family=args.family, meta_batch=args.meta_batch, meta_lr=args.meta_lr,
-                          meta_optimizer=args.meta_optimizer, actor_hidden=(args.hidden, args.hidden),
-                          critic_hidden=(args.hidden, args.hidden), init_log_std=args.init_log_std,
-                          meta_log_std=not args.freeze_log_std, inner=inner, seed=args.seed)
-    learner, training = train(config, args.seconds, args.iterations, args.anneal)
+    config = experiment(args, args.family, args.meta_batch, args.iterations, args.init_log_std)
+    trainer, training = train(config, args.seconds, args.anneal)
+    learner: RLLearner = trainer.learner
+    theta = trainer.theta.detach()
     tasks = learner.family.sample_tasks(np.random.default_rng(HELD_OUT_SEED), HELD_OUT_TASKS)
-    meta, scratch = learner.adaptation_curve(tasks, updates=MAX_UPDATES, seed=HELD_OUT_SEED)
+    meta = learner.return_curve(theta, tasks, MAX_UPDATES, config, seed=HELD_OUT_SEED)
+    scratch = learner.return_curve(learner.fresh_theta(HELD_OUT_SEED), tasks, MAX_UPDATES, config, seed=HELD_OUT_SEED)
     runner, agent = learner.runner, learner.agent
     seeds = np.random.default_rng(HELD_OUT_SEED + 1).integers(0, SEED_HIGH, size=(MAX_UPDATES + 1, HELD_OUT_TASKS))
     zero = runner.evaluate_returns(torch.zeros(HELD_OUT_TASKS, agent.size), tasks, 1, seeds[0],
                                    deterministic=True).mean()
     deterministic = []
     for updates in range(MAX_UPDATES + 1):
-        cfg = dataclasses.replace(inner, updates=updates, evaluate_after=False)
-        result = adapt(agent, runner, learner.theta.detach(), tasks, seeds[:updates], cfg,
-                       torch.Generator().manual_seed(HELD_OUT_SEED))
+        result = learner.inner.adapt(agent, runner, theta, tasks, seeds[:updates], config.rl,
+                                     torch.Generator().manual_seed(HELD_OUT_SEED), updates=updates,
+                                     evaluate_after=False)
         deterministic.append(runner.evaluate_returns(result.phi, tasks, 1, seeds[MAX_UPDATES],
                                                      deterministic=True).mean())
-    print(f"point-nav-2d: {learner.iteration} meta-iterations in {training:.0f} s")
+    print(f"point-nav-2d: {trainer.iteration} meta-iterations in {training:.0f} s")
     return {"meta": list(meta), "scratch": list(scratch), "zero": [zero], "mean action": deterministic}
 
 
-def goal_reached(learner: RLMetaLearner, start: torch.Tensor, tasks: list[Task], inner: OnPolicyConfig,
+def goal_reached(learner: RLLearner, start: torch.Tensor, tasks: list[Task], config: ExperimentConfig,
                  seed: int) -> tuple[float, float]:
     """Adapt ``start`` to every task, then (fraction of tasks reached by most episodes, fraction of episodes)."""
-    seeds = np.random.default_rng(seed).integers(0, SEED_HIGH, size=(inner.updates + 1, len(tasks)))
-    cfg = dataclasses.replace(inner, evaluate_after=False)
-    phi = adapt(learner.agent, learner.runner, start, tasks, seeds[:-1], cfg, torch.Generator().manual_seed(seed)).phi
-    buffer = learner.runner.collect(phi, tasks, seeds[-1], inner.episodes).buffer
+    rl = config.rl
+    seeds = np.random.default_rng(seed).integers(0, SEED_HIGH, size=(rl.updates + 1, len(tasks)))
+    phi = learner.inner.adapt(learner.agent, learner.runner, start, tasks, seeds[:-1], rl,
+                              torch.Generator().manual_seed(seed), evaluate_after=False).phi
+    buffer = learner.runner.collect(phi, tasks, seeds[-1], rl.episodes).buffer
     reached = (buffer.terminated & buffer.valid).any(dim=-1).float()  # [T, E]: terminated = at the goal
     return float((reached.mean(dim=1) > 0.5).float().mean()), float(reached.mean())
 
 
 def mountaincar(args: argparse.Namespace) -> dict[str, tuple[float, float]]:
     """Goal-reaching fractions on held-out mountain-car tasks after ``MAX_UPDATES`` updates: meta-init vs scratch."""
-    inner = inner_config(args, updates=MAX_UPDATES, episodes=args.mountaincar_episodes)
-    hidden = (args.hidden, args.hidden)
-    config = RLMetaConfig(family="mountaincar-goal-gravity", meta_batch=args.mountaincar_meta_batch,
-                          meta_lr=args.meta_lr, meta_optimizer=args.meta_optimizer, actor_hidden=hidden,
-                          critic_hidden=hidden, init_log_std=args.mountaincar_init_log_std,
-                          meta_log_std=not args.freeze_log_std, inner=inner, seed=args.seed)
-    learner, training = train(config, args.mountaincar_seconds, 0, args.anneal)
+    config = experiment(args, "mountaincar-goal-gravity", args.mountaincar_meta_batch, 0,
+                        args.mountaincar_init_log_std, updates=MAX_UPDATES, episodes=args.mountaincar_episodes)
+    trainer, training = train(config, args.mountaincar_seconds, args.anneal)
+    learner: RLLearner = trainer.learner
     tasks = learner.family.sample_tasks(np.random.default_rng(HELD_OUT_SEED), args.mountaincar_tasks)
-    scratch = learner.agent.init(torch.Generator().manual_seed(HELD_OUT_SEED))
-    print(f"mountaincar-goal-gravity: {learner.iteration} meta-iterations in {training:.0f} s")
-    return {"meta": goal_reached(learner, learner.theta.detach(), tasks, inner, HELD_OUT_SEED),
-            "scratch": goal_reached(learner, scratch, tasks, inner, HELD_OUT_SEED)}
+    scratch = learner.fresh_theta(HELD_OUT_SEED)
+    print(f"mountaincar-goal-gravity: {trainer.iteration} meta-iterations in {training:.0f} s")
+    return {"meta": goal_reached(learner, trainer.theta.detach(), tasks, config, HELD_OUT_SEED),
+            "scratch": goal_reached(learner, scratch, tasks, config, HELD_OUT_SEED)}
 
 
 def main() -> None:

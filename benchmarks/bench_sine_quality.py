@@ -37,9 +37,9 @@ def main() -> None:
     training_time = time.perf_counter() - started
 
     held_out = SineTasks().sample(torch.Generator().manual_seed(HELD_OUT_SEED), 500, 10, 100, query_grid=True)
-    meta = adaptation_curve(trainer.model, trainer.theta.detach(), held_out, max(STEPS), 0.02)
-    scratch_theta = trainer.model.init(torch.Generator().manual_seed(HELD_OUT_SEED + 1))
-    scratch = adaptation_curve(trainer.model, scratch_theta, held_out, max(STEPS), 0.02)
+    meta = adaptation_curve(trainer.learner.model, trainer.theta.detach(), held_out, max(STEPS), 0.02)
+    scratch_theta = trainer.learner.model.init(torch.Generator().manual_seed(HELD_OUT_SEED + 1))
+    scratch = adaptation_curve(trainer.learner.model, scratch_theta, held_out, max(STEPS), 0.02)
 
     print(f"preset {args.preset}: {config.meta.iterations} meta-iterations of {config.meta.meta_batch} tasks, "
           f"{config.inner.steps} inner steps, in {training_time:.1f} s "

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from reptile_engine.config import ConfigError
+from reptile_engine.errors import ConfigError
 from reptile_engine.plugins import is_module_attr, load_trusted, plugin_names, trusted
 from reptile_engine.rl import families
 from reptile_engine.tasks import registry

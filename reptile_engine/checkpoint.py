@@ -22,18 +22,21 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from reptile_engine.config import ExperimentConfig
+from reptile_engine.errors import ConfigError
 from reptile_engine.files import RefusedFile, read_bounded
 
 FORMAT = "reptile-lab-checkpoint"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MAX_BYTES = 4 << 30
 """Largest checkpoint ``load`` reads (the largest model the config allows, with Adam's moments, fits)."""
 _METADATA_KEY = "reptile_lab"
@@ -128,7 +131,84 @@ def load(path: str | Path, *, max_bytes: int = MAX_BYTES) -> tuple[dict[str, tor
     return tensors, meta
 
 
-def counter(meta: dict[str, Any], key: str, source: str) -> int:
+class TrainerState(NamedTuple):
+    """A checked checkpoint, ready for a trainer to apply."""
+
+    theta: torch.Tensor
+    optimizer: dict[str, Any]
+    learner_tensors: dict[str, torch.Tensor]
+    learner_meta: dict[str, Any]
+    iteration: int
+    elapsed: float
+
+
+def pack(theta: torch.Tensor, optimizer: torch.optim.Optimizer,
+         learner_state: tuple[dict[str, torch.Tensor], dict[str, Any]], meta: dict[str, Any]
+         ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A trainer's state in the current layout (``upgrade``); ``meta`` holds the config and the counters."""
+    learner_tensors, learner_meta = learner_state
+    optimizer_tensors, optimizer_meta = split_state(optimizer.state_dict())
+    tensors = {"theta": theta.detach().cpu(), **{f"optimizer.{k}": v.cpu() for k, v in optimizer_tensors.items()},
+               **{f"learner.{k}": v.cpu() for k, v in learner_tensors.items()}}
+    return tensors, {**meta, "optimizer": optimizer_meta, "learner": learner_meta}
+
+
+def unpack(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any], theta_like: torch.Tensor,
+           optimizer: torch.optim.Optimizer, source: str) -> TrainerState:
+    """What ``pack`` wrote (or an older version: ``upgrade``), checked against the trainer's theta and optimizer;
+    a ``CheckpointError`` naming ``source`` if any of it does not fit. The learner checks its own part."""
+    tensors, meta = upgrade(tensors, meta, source)
+    theta = check_theta(tensors.get("theta"), theta_like, source)
+    iteration, elapsed = counter(meta, "iteration", source), seconds(meta, "elapsed", source)
+    learner_meta = meta.get("learner")
+    if not isinstance(learner_meta, dict):
+        raise CheckpointError(f"{source}: the learner's state is missing")
+    try:
+        optimizer_state = join_state(_under("optimizer.", tensors), meta["optimizer"])
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{source}: incomplete or inconsistent state ({exc})") from None
+    check_optimizer_state(optimizer, optimizer_state, source)
+    return TrainerState(theta, optimizer_state, _under("learner.", tensors), learner_meta, iteration, elapsed)
+
+
+def _under(prefix: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name.removeprefix(prefix): tensor for name, tensor in tensors.items() if name.startswith(prefix)}
+
+
+def stored_config(meta: Mapping[str, Any], path: str | Path) -> ExperimentConfig:
+    """The config a checkpoint's ``meta`` holds; ``CheckpointError`` naming ``path`` if it is invalid."""
+    try:
+        return ExperimentConfig.from_dict(meta["config"])
+    except (ConfigError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: the stored config is invalid ({exc})") from None
+
+
+def upgrade(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any], source: str
+            ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A checkpoint of any readable version in the current layout: tensors ``theta``, ``optimizer.*`` and
+    ``learner.*``, meta ``{config, iteration, elapsed, optimizer, learner}``.
+
+    Versions 1 and 2 of a task distribution's run stored ``theta``, ``rng.generator`` and ``optimizer.*``; those
+    of a meta-RL run kept everything under ``learner.``, with the outer optimizer's meta, the numpy generator
+    and a second iteration counter in ``meta["learner"]``.
+    """
+    tensors, meta = dict(tensors), dict(meta)
+    if meta.get("version", VERSION) >= 3:
+        return tensors, meta
+    if "rng.generator" in tensors:
+        tensors["learner.generator"] = tensors.pop("rng.generator")
+        return tensors, {**meta, "learner": {}}
+    learner = meta.get("learner")
+    if not isinstance(learner, dict):
+        raise CheckpointError(f"{source}: the learner's state is missing")
+    if counter(learner, "iteration", source) != counter(meta, "iteration", source):
+        raise CheckpointError(f"{source}: the learner's iteration does not match the trainer's")
+    renamed = {name.removeprefix("learner.") if name.startswith(("learner.theta", "learner.optimizer.")) else name:
+               tensor for name, tensor in tensors.items()}
+    return renamed, {**meta, "optimizer": learner.get("optimizer"), "learner": {"rng": learner.get("rng")}}
+
+
+def counter(meta: Mapping[str, Any], key: str, source: str) -> int:
     """``meta[key]`` as a count: a non-negative integer, or a ``CheckpointError`` naming ``source``."""
     value = meta.get(key)
     if type(value) is not int or value < 0:
@@ -136,7 +216,7 @@ def counter(meta: dict[str, Any], key: str, source: str) -> int:
     return value
 
 
-def seconds(meta: dict[str, Any], key: str, source: str) -> float:
+def seconds(meta: Mapping[str, Any], key: str, source: str) -> float:
     """``meta[key]`` as a duration: a finite non-negative number, or a ``CheckpointError`` naming ``source``."""
     value = meta.get(key)
     if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
@@ -152,6 +232,19 @@ def check_like(tensor: Any, like: torch.Tensor, what: str, source: str) -> torch
         raise CheckpointError(f"{source}: {what} is {tensor.dtype} {tuple(tensor.shape)}, expected "
                               f"{like.dtype} {tuple(like.shape)}")
     return tensor
+
+
+def check_theta(theta: torch.Tensor | None, like: torch.Tensor, source: str) -> torch.Tensor:
+    """A checkpoint's meta-parameters, refused unless they have ``like``'s shape and dtype (raw bytes of another
+    dtype would be reinterpreted) and are finite."""
+    if theta is None or theta.shape != like.shape:
+        raise CheckpointError(f"{source}: theta has shape {None if theta is None else tuple(theta.shape)}, "
+                              f"the model needs {tuple(like.shape)}")
+    if theta.dtype != like.dtype:
+        raise CheckpointError(f"{source}: theta is {theta.dtype}, the model needs {like.dtype}")
+    if not torch.isfinite(theta).all():
+        raise CheckpointError(f"{source}: theta holds non-finite values")
+    return theta
 
 
 def check_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any], source: str) -> None:

@@ -3,42 +3,59 @@
 Every config field is a flag named by its dotted path (``--inner.lr 0.01``); flags override
 ``--config``, which overrides ``--preset``. Writes ``metrics.csv`` (one row per iteration),
 ``adaptation.csv`` (the last adaptation curve), ``config.toml`` and ``checkpoint.safetensors`` into
-``--out``, and prints the adaptation curve at the end.
+``--out``, and prints the adaptation curve at the end; ``--tensorboard DIR`` also logs to TensorBoard.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import dataclasses
-import math
-import os
 import re
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from reptile_engine import plugins
-from reptile_engine.checkpoint import CheckpointError
+from reptile_engine.checkpoint import CheckpointError, stored_config
 from reptile_engine.checkpoint import load as load_checkpoint
-from reptile_engine.config import ConfigError, ExperimentConfig, describe_range, iter_fields
+from reptile_engine.config import ConfigError, ExperimentConfig, describe_range, field_type, iter_fields, parse_value
 from reptile_engine.events import (
+    METRIC_TYPES,
     AdaptationCurve,
     CheckpointSaved,
     CommandRejected,
+    ConfigChanged,
+    Dispatch,
     Diverged,
+    Failed,
     Finished,
     IterationMetrics,
+    IterationProgress,
+    LandscapeReady,
     RLIterationMetrics,
+    Rollouts,
+    StateChanged,
+    TaskFit,
+)
+from reptile_engine.logger import (
+    COLUMNS,
+    TENSORBOARD_MISSING,
+    CSVWriter,
+    Logger,
+    MetricsFileError,
+    TensorBoardWriter,
+    Writer,
+    curve_columns,
+    write_table,
 )
 from reptile_engine.presets import PRESETS, preset
 from reptile_engine.schedules import scheduled_rate
-from reptile_engine.trainer import TrainerBase, open_trainer, resume_trainer
+from reptile_engine.trainer import Trainer, open_trainer, resume_trainer
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
+METRICS_NAME = "metrics.csv"
 EXIT_OUTPUT_FAILED = 1
 """Exit status when the final checkpoint or the metrics could not be written."""
 EXIT_USAGE = 2
@@ -48,39 +65,20 @@ EXIT_DIVERGED = 3
 RECOVERY_ITERATIONS = 500
 """Iterations without a divergence after which a rolled-back run counts as recovered."""
 
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-
-
 class _FieldValue:
-    """A config field's flag value: converted to the field's type and checked against its range, so that a
-    bad value is refused naming the flag, the value and what is allowed."""
+    """A config field's flag value, parsed by the config, so that a bad value is refused naming the flag, the
+    value and what is allowed."""
 
-    def __init__(self, field: dataclasses.Field):
-        self.field = field
-        self.kind = field.type if isinstance(field.type, str) else field.type.__name__
+    def __init__(self, path: str):
+        self.path = path
+        self.kind = field_type(path).__name__
         self.__name__ = self.kind
 
     def __call__(self, text: str) -> Any:
-        meta = self.field.metadata
         try:
-            value = self._convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"= {text!r}: {describe_range(self.field)}") from None
-        out_of_range = (
-            (meta.get("choices") is not None and value not in meta["choices"])
-            or (isinstance(value, float) and not math.isfinite(value))
-            or (not isinstance(value, str | bool) and ((meta.get("min") is not None and value < meta["min"])
-                                                       or (meta.get("max") is not None and value > meta["max"]))))
-        if out_of_range:
-            raise argparse.ArgumentTypeError(f"= {text!r}: {describe_range(self.field)}")
-        return value
-
-    def _convert(self, text: str) -> Any:
-        if self.kind == "bool":
-            if text.lower() in _TRUE + _FALSE:
-                return text.lower() in _TRUE
-            raise ValueError(text)
-        return {"int": int, "float": float, "str": str}[self.kind](text)
+            return parse_value(self.path, text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(f"= {text!r}: {exc.allowed}") from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,11 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(exit {EXIT_DIVERGED}) after N rollbacks without {RECOVERY_ITERATIONS} healthy "
                              "iterations between them (default 3; 0 stops at the first)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--tensorboard", type=Path, metavar="DIR",
+                        help="also log the metrics to TensorBoard event files in DIR (needs the tensorboard extra)")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE:ATTR",
                         help="trust this module:attr as a task.name (it imports and runs that code); repeatable")
     fields = parser.add_argument_group("config fields", "override any field of the config")
     for path, value, f in iter_fields(ExperimentConfig()):
-        convert = _FieldValue(f)
+        convert = _FieldValue(path)
         fields.add_argument(f"--{path}", dest=path, type=convert, metavar=convert.kind.upper(),
                             help=f"{f.metadata['doc']} ({describe_range(f)}; default {value!r})")
     parser.field_flags = frozenset(f"--{path}" for path, _, _ in iter_fields(ExperimentConfig()))
@@ -141,8 +141,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 class _Progress:
     """A tqdm bar on a terminal, a plain line every few percent otherwise."""
 
-    def __init__(self, total: int, start: int, quiet: bool, stream: TextIO):
-        self.total, self.quiet, self.stream = total, quiet, stream
+    def __init__(self, total: int, start: int, quiet: bool, stream: TextIO, quantity: str):
+        self.total, self.quiet, self.stream, self.quantity = total, quiet, stream, quantity
         self.every = max(1, total // 20)
         self.bar = None
         if not quiet and stream.isatty():
@@ -151,13 +151,11 @@ class _Progress:
             self.bar = tqdm(total=total, initial=start, unit="it", dynamic_ncols=True, file=stream)
 
     def update(self, m: IterationMetrics | RLIterationMetrics) -> None:
-        if isinstance(m, RLIterationMetrics):
-            name, before, after = "return", m.return_before, m.return_after
-        else:
-            name, before, after = "loss", m.loss_before, m.loss_after
+        name = self.quantity
+        before, after = getattr(m, f"{name}_before"), getattr(m, f"{name}_after")
         if self.bar is not None:
             self.bar.update(1)
-            if m.iteration % 50 == 0 or isinstance(m, RLIterationMetrics):
+            if m.iteration % 50 == 0 or name == "return":
                 self.bar.set_postfix(before=f"{before:.3f}", after=f"{after:.3f}")
         elif not self.quiet and (m.iteration % self.every == 0 or m.iteration == self.total):
             print(f"iteration {m.iteration}/{self.total}  {name} before {before:.4f}  "
@@ -169,17 +167,9 @@ class _Progress:
             self.bar.close()
 
 
-def _curve_unit(curve: AdaptationCurve) -> str:
-    return "return" if curve.quantity == "return" else "mse"
-
-
 def _write_curve(path: Path, curve: AdaptationCurve) -> None:
-    unit = _curve_unit(curve)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["inner_step", f"meta_init_{unit}", f"scratch_{unit}"])
-        for row in zip(curve.steps.tolist(), curve.meta_init.tolist(), curve.scratch.tolist(), strict=True):
-            writer.writerow(row)
+    write_table(path, curve_columns(curve),
+                zip(curve.steps.tolist(), curve.meta_init.tolist(), curve.scratch.tolist(), strict=True))
 
 
 def format_curve(curve: AdaptationCurve) -> str:
@@ -204,66 +194,23 @@ def _prepare_out(out: Path) -> None:
         raise ConfigError("--out", str(out), f"is not writable ({exc.strerror or exc})") from None
 
 
-def _metrics_rows(path: Path, fields: list[str], iteration: int) -> list[list[str]] | None:
-    """The rows of an existing ``metrics.csv`` that the checkpoint at ``iteration`` covers, or ``None`` if there
-    is no such file to continue. Rows past the checkpoint (written after it, before a crash), torn or repeated
-    rows are dropped, so that the resumed run appends exactly the iterations after the checkpoint."""
+def _open_logger(args: argparse.Namespace, trainer: Trainer) -> Logger:
+    """``metrics.csv`` in ``--out`` (cut back to the checkpoint when resuming), and TensorBoard files in
+    ``--tensorboard`` when asked for."""
+    resume_at = trainer.iteration if args.resume is not None else None
+    columns = COLUMNS[RLIterationMetrics if trainer.config.kind == "rl" else IterationMetrics]
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError("--out", str(path.parent), f"has a metrics.csv that cannot be read ({exc})") from None
-    if not rows:
-        return []
-    if rows[0] != fields:
-        raise ConfigError("--out", str(path.parent), "has a metrics.csv with other columns (from another kind of "
-                          "run); resume into another --out")
-    column, kept, last = fields.index("iteration"), [], 0
-    for row in rows[1:]:
+        writers: list[Writer] = [CSVWriter(args.out / METRICS_NAME, columns, resume_at=resume_at)]
+    except MetricsFileError as exc:
+        raise ConfigError("--out", str(args.out), str(exc)) from None
+    if args.tensorboard is not None:
         try:
-            number = float(row[column])
-        except (ValueError, IndexError):
-            continue
-        if len(row) == len(fields) and number.is_integer() and last < number <= iteration:
-            last = int(number)
-            kept.append([str(last), *row[column + 1:]] if column == 0 else row)
-    return kept
-
-
-def _open_metrics(path: Path, fields: list[str], resume_at: int | None) -> TextIO:
-    """``metrics.csv`` ready for appending rows: fresh, or (resuming) cut back to the checkpoint's iteration."""
-    kept = _metrics_rows(path, fields, resume_at) if resume_at is not None else None
-    try:
-        if kept is None:
-            f = open(path, "w", newline="")  # noqa: SIM115 - the caller closes it
-            csv.writer(f).writerow(fields)
-            return f
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", newline="") as f:
-            csv.writer(f).writerows([fields, *kept])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return open(path, "a", newline="")  # noqa: SIM115 - the caller closes it
-    except OSError as exc:
-        raise ConfigError("--out", str(path.parent), f"metrics.csv cannot be written ({exc.strerror or exc})") \
-            from None
-
-
-def _sync(f: TextIO) -> None:
-    """Flush ``f`` to disk, so that it holds every row up to the checkpoint just written."""
-    f.flush()
-    os.fsync(f.fileno())
-
-
-def _stored_config(path: Path) -> ExperimentConfig:
-    _, meta = load_checkpoint(path)
-    try:
-        return ExperimentConfig.from_dict(meta["config"])
-    except (ConfigError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: the stored config is invalid ({exc})") from None
+            writers.append(TensorBoardWriter(args.tensorboard, purge_step=None if resume_at is None else resume_at + 1))
+        except (ImportError, OSError) as exc:
+            writers[0].close()
+            reason = TENSORBOARD_MISSING if isinstance(exc, ImportError) else f"cannot be written ({exc})"
+            raise ConfigError("--tensorboard", str(args.tensorboard), reason) from None
+    return Logger(writers)
 
 
 def schedule_notice(stored: ExperimentConfig, resumed: ExperimentConfig, iteration: int) -> str | None:
@@ -285,11 +232,11 @@ def schedule_notice(stored: ExperimentConfig, resumed: ExperimentConfig, iterati
     return f"note: meta.iterations changed from {old} to {new}; " + "; ".join(changes)
 
 
-def _make_trainer(args: argparse.Namespace, checkpoint: Path) -> TrainerBase:
+def _make_trainer(args: argparse.Namespace, checkpoint: Path) -> Trainer:
     overrides = _overrides(args)
     check = not args.allow_large
     if args.resume is not None:
-        stored = _stored_config(args.resume)
+        stored = stored_config(load_checkpoint(args.resume)[1], args.resume)
         trainer = resume_trainer(args.resume, overrides=overrides, config=stored, checkpoint_path=checkpoint,
                                  check_memory=check)
         notice = schedule_notice(stored, trainer.config, trainer.iteration)
@@ -298,6 +245,93 @@ def _make_trainer(args: argparse.Namespace, checkpoint: Path) -> TrainerBase:
         return trainer
     base = ExperimentConfig.load(args.config) if args.config else preset(args.preset)
     return open_trainer(base.with_updates(overrides), checkpoint_path=checkpoint, check_memory=check)
+
+
+class _Run:
+    """One ``reptile-train`` run's reaction to its trainer's events: log, show progress, roll back or stop."""
+
+    def __init__(self, args: argparse.Namespace, trainer: Trainer, logger: Logger):
+        self.args, self.trainer, self.logger = args, trainer, logger
+        config = trainer.config
+        self.progress = _Progress(config.meta.iterations, trainer.iteration, args.quiet, sys.stdout,
+                                  "return" if config.kind == "rl" else "loss")
+        self.curve: AdaptationCurve | None = None
+        self.diverged: Diverged | None = None
+        self.logging_failed = False
+        self.rollbacks, self.last_divergence = 0, None
+        self.react = Dispatch({METRIC_TYPES: self.progress.update, AdaptationCurve: self._keep_curve,
+                               Diverged: self._on_diverged, CheckpointSaved: self._on_saved,
+                               CommandRejected: self._on_rejected, Finished: lambda _: True},
+                              ignore=(IterationProgress, ConfigChanged, StateChanged, TaskFit, Rollouts,
+                                      LandscapeReady, Failed))
+
+    def write(self, action: Callable[..., None], *payload: Any) -> None:
+        """Log through ``action``; after a failure to write, say what is missing once and log no more."""
+        if self.logging_failed:
+            return
+        try:
+            action(*payload)
+        except OSError as exc:
+            self.logging_failed = True
+            print(f"reptile-train: error: {self.args.out / METRICS_NAME} cannot be written "
+                  f"({exc.strerror or exc}); its rows from iteration {self.trainer.iteration} on are missing",
+                  file=sys.stderr)
+
+    def drive(self) -> None:
+        """Run the trainer until ``Finished`` or an interrupt."""
+        self.write(self.logger.log_config, self.trainer.iteration, self.trainer.config)
+        try:
+            for event in self.trainer.run():
+                self.write(self.logger.log, event)
+                if self.react(event):
+                    break
+        except KeyboardInterrupt:
+            print("interrupted; saving a checkpoint", file=sys.stderr)
+        finally:
+            self.progress.close()
+
+    def _keep_curve(self, curve: AdaptationCurve) -> None:
+        self.curve = curve
+
+    def _on_diverged(self, event: Diverged) -> None:
+        recovered = self.last_divergence is None or event.iteration - self.last_divergence > RECOVERY_ITERATIONS
+        self.rollbacks = 1 if recovered else self.rollbacks + 1
+        self.last_divergence = event.iteration
+        print(f"reptile-train: diverged at iteration {event.iteration}: {event.reason}; rolled back to iteration "
+              f"{event.rolled_back_to} (rollback {self.rollbacks} in a row, {self.args.max_rollbacks} allowed)",
+              file=sys.stderr)
+        if self.rollbacks > self.args.max_rollbacks:
+            self.diverged = event
+            self.trainer.stop()
+        else:
+            self.trainer.resume()
+
+    def _on_saved(self, event: CheckpointSaved) -> None:
+        self.write(self.logger.sync)
+        if not self.args.quiet and self.progress.bar is None:
+            print(f"checkpoint saved at iteration {event.iteration}: {event.path}", flush=True)
+
+    def _on_rejected(self, event: CommandRejected) -> None:
+        if event.field == "checkpoint":
+            print(f"reptile-train: automatic save failed at iteration {event.iteration}: {event.message}",
+                  file=sys.stderr, flush=True)
+
+
+def _report(run: _Run, checkpoint: Path) -> int:
+    """Write and print the last adaptation curve and say how the run ended; returns the exit status."""
+    out, quiet = run.args.out, run.args.quiet
+    if run.curve is not None:
+        _write_curve(out / "adaptation.csv", run.curve)
+        if not quiet:
+            print(format_curve(run.curve))
+    if not quiet:
+        print(f"wrote {out}/{METRICS_NAME}, adaptation.csv, config.toml, {CHECKPOINT_NAME}")
+    if run.diverged is not None:
+        print(f"reptile-train: training stopped at iteration {run.trainer.iteration} after a divergence; the last "
+              f"good state is saved in {checkpoint}. Lower the learning rates (for example --meta.lr, --inner.lr) "
+              f"and continue with --resume {checkpoint}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return EXIT_OUTPUT_FAILED if run.logging_failed else 0
 
 
 def train(args: argparse.Namespace) -> int:
@@ -310,80 +344,18 @@ def train(args: argparse.Namespace) -> int:
         trainer.config.save(out / "config.toml")
     except OSError as exc:
         raise ConfigError("--out", str(out), f"config.toml cannot be written ({exc.strerror or exc})") from None
-    metrics_type = RLIterationMetrics if trainer.config.kind == "rl" else IterationMetrics
-    metric_fields = [f.name for f in dataclasses.fields(metrics_type)]
-    metrics_file = _open_metrics(out / "metrics.csv", metric_fields,
-                                 trainer.iteration if args.resume is not None else None)
-    progress = _Progress(trainer.config.meta.iterations, trainer.iteration, args.quiet, sys.stdout)
-    signal.signal(signal.SIGTERM, lambda *_: trainer.stop())
-    curve, diverged, metrics_failed = None, None, False
-    rollbacks, last_divergence = 0, None
-
-    def write_metrics(action: Any, *payload: Any) -> None:
-        nonlocal metrics_failed
-        if metrics_failed:
-            return
-        try:
-            action(*payload)
-        except OSError as exc:
-            metrics_failed = True
-            print(f"reptile-train: error: {out / 'metrics.csv'} cannot be written ({exc.strerror or exc}); its "
-                  f"rows from iteration {trainer.iteration} on are missing", file=sys.stderr)
-
-    with metrics_file:
-        writer = csv.writer(metrics_file)
-        try:
-            for event in trainer.run():
-                if isinstance(event, metrics_type):
-                    row = [int(event.iteration), *(getattr(event, name) for name in metric_fields[1:])]
-                    write_metrics(writer.writerow, row)
-                    progress.update(event)
-                elif isinstance(event, AdaptationCurve):
-                    curve = event
-                elif isinstance(event, Diverged):
-                    recovered = last_divergence is None or event.iteration - last_divergence > RECOVERY_ITERATIONS
-                    rollbacks = 1 if recovered else rollbacks + 1
-                    last_divergence = event.iteration
-                    print(f"reptile-train: diverged at iteration {event.iteration}: {event.reason}; rolled back "
-                          f"to iteration {event.rolled_back_to} (rollback {rollbacks} in a row, {args.max_rollbacks} "
-                          "allowed)", file=sys.stderr)
-                    if rollbacks > args.max_rollbacks:
-                        diverged = event
-                        trainer.stop()
-                    else:
-                        trainer.resume()
-                elif isinstance(event, CheckpointSaved):
-                    write_metrics(_sync, metrics_file)
-                    if not args.quiet and progress.bar is None:
-                        print(f"checkpoint saved at iteration {event.iteration}: {event.path}", flush=True)
-                elif isinstance(event, CommandRejected) and event.field == "checkpoint":
-                    print(f"reptile-train: automatic save failed at iteration {event.iteration}: {event.message}",
-                          file=sys.stderr, flush=True)
-                elif isinstance(event, Finished):
-                    break
-        except KeyboardInterrupt:
-            print("interrupted; saving a checkpoint", file=sys.stderr)
-        finally:
-            progress.close()
+    with _open_logger(args, trainer) as logger:
+        run = _Run(args, trainer, logger)
+        signal.signal(signal.SIGTERM, lambda *_: trainer.stop())
+        run.drive()
         try:
             trainer.save_checkpoint(checkpoint)
         except CheckpointError as exc:
             print(f"reptile-train: error: the final save failed, the run's state since the last checkpoint is "
                   f"lost: {exc}", file=sys.stderr)
             return EXIT_OUTPUT_FAILED
-        write_metrics(_sync, metrics_file)
-    if curve is not None:
-        _write_curve(out / "adaptation.csv", curve)
-        if not args.quiet:
-            print(format_curve(curve))
-    if not args.quiet:
-        print(f"wrote {out}/metrics.csv, adaptation.csv, config.toml, {CHECKPOINT_NAME}")
-    if diverged is not None:
-        print(f"reptile-train: training stopped at iteration {trainer.iteration} after a divergence; the last good "
-              f"state is saved in {checkpoint}. Lower the learning rates (for example --meta.lr, --inner.lr) and "
-              f"continue with --resume {checkpoint}", file=sys.stderr)
-        return EXIT_DIVERGED
-    return EXIT_OUTPUT_FAILED if metrics_failed else 0
+        run.write(logger.sync)
+    return _report(run, checkpoint)
 
 
 def main(argv: list[str] | None = None) -> int:

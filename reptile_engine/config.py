@@ -13,34 +13,39 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
-import reprlib
 import tomllib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from reptile_engine import catalog
+from reptile_engine.errors import ConfigError
+from reptile_engine.fieldpaths import (
+    build,
+    check_value,
+    describe_range,
+    get_value,
+    iter_fields,
+    nest,
+    parse_text,
+    python_type,
+)
 from reptile_engine.files import RefusedFile, read_bounded
+
+__all__ = [
+    "MAX_FILE_BYTES", "NOT_LIVE", "ON_POLICY_ONLY", "RL_LANDSCAPE_LOSSES", "RL_ONLY", "SUPERVISED_LANDSCAPE_LOSSES",
+    "SUPERVISED_ONLY", "TD3_ONLY", "ConfigError", "EvalConfig", "ExperimentConfig", "InnerConfig", "LandscapeConfig",
+    "MetaConfig", "ModelConfig", "RLConfig", "ScheduleConfig", "TaskConfig", "applies_to", "describe_range",
+    "field_info", "field_type", "get_value", "is_live", "iter_fields", "live_fields", "parse_value", "require_live",
+]
 
 MAX_FILE_BYTES = 1 << 20
 """Largest config file ``load`` reads; a saved config is a few kilobytes."""
 
-_value_repr = reprlib.Repr()
-_value_repr.maxlevel, _value_repr.maxstring, _value_repr.maxother = 3, 120, 120
-
-
-class ConfigError(ValueError):
-    """A configuration value is unknown, of the wrong type or out of its allowed range."""
-
-    def __init__(self, field_name: str, value: Any, allowed: str):
-        self.field = field_name
-        self.value = value
-        self.allowed = allowed
-        # Bounded: a value may be nested thousands of levels deep or megabytes long.
-        super().__init__(f"{field_name} = {_value_repr.repr(value)}: {allowed}")
+NOT_LIVE = "cannot change during a run; build a new trainer"
 
 
 def _field(default: Any, doc: str, *, min: float | None = None, max: float | None = None,
@@ -226,10 +231,8 @@ class ExperimentConfig:
     def validate(self) -> ExperimentConfig:
         """Check every field; raise ``ConfigError`` naming the first bad one. Returns ``self``."""
         for path, value, f in iter_fields(self):
-            _check_value(path, value, f)
-        from reptile_engine import catalog  # late: the registries import task modules
-
-        if catalog.kind_of(self.task.name) == "rl":
+            check_value(path, value, f)
+        if self.kind == "rl":
             catalog.resolve(self.task.name)
             if self.landscape.loss not in RL_LANDSCAPE_LOSSES:
                 raise ConfigError("landscape.loss", self.landscape.loss, "a meta-RL family's landscape is a "
@@ -247,24 +250,14 @@ class ExperimentConfig:
     @property
     def kind(self) -> str:
         """``"rl"`` for a meta-RL family, ``"supervised"`` for a task distribution."""
-        from reptile_engine import catalog
-
         return catalog.kind_of(self.task.name)
 
     def with_updates(self, changes: Mapping[str, Any]) -> ExperimentConfig:
         """A validated copy with dotted-path fields replaced, e.g. ``{"inner.lr": 0.01}``."""
-        data = self.to_dict()
         for path, value in changes.items():
-            section, _, name = path.rpartition(".")
-            target = data
-            if section:
-                if section not in data or not isinstance(data[section], dict):
-                    raise ConfigError(path, value, "unknown field")
-                target = data[section]
-            if name not in target:
+            if path not in _fields_by_path():
                 raise ConfigError(path, value, "unknown field")
-            target[name] = value
-        return ExperimentConfig.from_dict(data)
+        return build(ExperimentConfig, nest(changes), "", self).validate()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -275,7 +268,7 @@ class ExperimentConfig:
         if not isinstance(data, Mapping):
             raise ConfigError("<config>", data, "must be a table of sections")
         try:
-            return _build(cls, data, "").validate()
+            return build(cls, data, "").validate()
         except RecursionError:
             raise ConfigError("<config>", "...", "is nested too deeply") from None
 
@@ -306,17 +299,6 @@ class ExperimentConfig:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError("<file>", str(path), f"cannot be read ({exc})") from None
         return cls.from_toml(text)
-
-
-def iter_fields(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, dataclasses.Field]]:
-    """Yield ``(dotted_path, value, field)`` for every leaf field of a config."""
-    for f in fields(config):
-        value = getattr(config, f.name)
-        path = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(value):
-            yield from iter_fields(value, path + ".")
-        else:
-            yield path, value, f
 
 
 def live_fields(config: ExperimentConfig) -> list[tuple[str, Any, dataclasses.Field]]:
@@ -356,78 +338,50 @@ def _fields_by_path() -> dict[str, dataclasses.Field]:
     return {path: f for path, _, f in iter_fields(ExperimentConfig())}
 
 
-def describe_range(f: dataclasses.Field) -> str:
-    meta = f.metadata
-    if f.type in (bool, "bool"):
-        return "must be true or false"
-    if meta.get("choices"):
-        return "one of " + ", ".join(meta["choices"])
-    lo, hi = meta.get("min"), meta.get("max")
-    kind = "an integer" if f.type in (int, "int") else "a finite number"
-    if lo is not None and hi is not None:
-        return f"must be {kind} in [{lo:g}, {hi:g}]"
-    return f"must be {kind}"
+def field_type(path: str) -> type:
+    """The Python type of the field at a dotted path.
+
+    >>> field_type("inner.lr"), field_type("inner.steps"), field_type("landscape.freeze")
+    (<class 'float'>, <class 'int'>, <class 'bool'>)
+    """
+    return python_type(field_info(path))
 
 
-def _check_value(path: str, value: Any, f: dataclasses.Field) -> None:
-    meta = f.metadata
-    if meta.get("choices") is not None:
-        if value not in meta["choices"]:
-            raise ConfigError(path, value, describe_range(f))
-        return
-    if isinstance(value, str):
-        if not value:
-            raise ConfigError(path, value, "must not be empty")
-        return
-    if isinstance(value, bool):
-        return
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(path, value, describe_range(f))
-    lo, hi = meta.get("min"), meta.get("max")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ConfigError(path, value, describe_range(f))
+def parse_value(path: str, text: str) -> Any:
+    """A value typed as text (a flag, a text box) as the field's type, checked against its range.
+
+    >>> parse_value("inner.steps", "7"), parse_value("landscape.freeze", "yes")
+    (7, True)
+    >>> parse_value("inner.lr", "-1")
+    Traceback (most recent call last):
+    ...
+    reptile_engine.errors.ConfigError: inner.lr = -1.0: must be a finite number in [1e-06, 10]
+    """
+    return parse_text(path, text, field_info(path))
 
 
-def _coerce(path: str, value: Any, f: dataclasses.Field) -> Any:
-    expected = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str, "bool": bool}[f.type]
-    if expected is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(path, value, describe_range(f))
-        return value
-    if isinstance(value, bool):
-        raise ConfigError(path, value, describe_range(f) if expected is not str else "must be a string")
-    if expected is float and isinstance(value, int):
-        try:
-            return float(value)
-        except OverflowError:
-            raise ConfigError(path, value, describe_range(f)) from None
-    if expected is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if not isinstance(value, expected):
-        allowed = "must be a string" if expected is str else describe_range(f)
-        raise ConfigError(path, value, allowed)
-    return value
+def is_live(path: str) -> bool:
+    """Whether a running session may change the field at ``path``; ``ConfigError`` for an unknown path.
+
+    >>> is_live("inner.lr"), is_live("model.hidden")
+    (True, False)
+    """
+    return bool(field_info(path).metadata.get("live"))
 
 
-def _build(cls: type, data: Mapping[str, Any], prefix: str, base: Any = None) -> Any:
-    """An instance of ``cls`` (or ``base`` with the given fields replaced) from plain ``data``."""
-    known = {f.name: f for f in fields(cls)}
-    for key in data:
-        if key not in known:
-            raise ConfigError(f"{prefix}{key}", data[key], "unknown key")
-    kwargs: dict[str, Any] = {}
-    for name, f in known.items():
-        if name not in data:
-            continue
-        value = data[name]
-        path = f"{prefix}{name}"
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if dataclasses.is_dataclass(default):
-            if not isinstance(value, Mapping):
-                raise ConfigError(path, value, "must be a table")
-            kwargs[name] = _build(type(default), value, path + ".", default)
-        else:
-            value = _coerce(path, value, f)
-            _check_value(path, value, f)
-            kwargs[name] = value
-    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+def require_live(changes: Mapping[str, Any], *, allowed: str = NOT_LIVE) -> None:
+    """Raise ``ConfigError`` naming the first unknown or non-live field of ``changes``, with ``allowed`` as the
+    reason for a non-live one.
+
+    >>> require_live({"inner.lr": 0.01})
+    >>> require_live({"model.hidden": 8})
+    Traceback (most recent call last):
+    ...
+    reptile_engine.errors.ConfigError: model.hidden = 8: cannot change during a run; build a new trainer
+    """
+    for path, value in changes.items():
+        f = _fields_by_path().get(path)
+        if f is None:
+            raise ConfigError(path, value, "unknown field")
+        if not f.metadata.get("live"):
+            raise ConfigError(path, value, allowed)

@@ -5,8 +5,9 @@ No tensor ever crosses a thread or process boundary, so a GUI slot can use an ev
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, get_args
 
 import numpy as np
 
@@ -204,3 +205,59 @@ class Finished:
 
 Event = (IterationMetrics | RLIterationMetrics | IterationProgress | AdaptationCurve | ConfigChanged | CommandRejected
          | StateChanged | CheckpointSaved | Diverged | TaskFit | Rollouts | LandscapeReady | Failed | Finished)
+
+EVENT_TYPES: tuple[type, ...] = get_args(Event)
+"""Every kind of event, in the order of ``Event``."""
+
+METRIC_TYPES: tuple[type, ...] = (IterationMetrics, RLIterationMetrics)
+"""The per-iteration events of either kind of run: they come by the thousand, so consumers batch them."""
+
+Result = TypeVar("Result")
+
+
+class Dispatch(Generic[Result]):
+    """Calls the handler of an event's type: the one answer to "what kind of event is this".
+
+    Built once per consumer from ``{event type or tuple of types: handler}`` and the types in ``ignore``, which
+    together must name every type in ``EVENT_TYPES`` exactly once: a new kind of event stops every consumer that
+    has not decided what to do with it, at construction rather than by being dropped. Calling it with an
+    event of an unknown type raises ``TypeError``; an ignored one returns ``None``.
+
+    >>> count = Dispatch({Finished: lambda e: e.reason}, ignore=set(EVENT_TYPES) - {Finished})
+    >>> count(Finished(3, "completed"))
+    'completed'
+    """
+
+    def __init__(self, handlers: Mapping[type | tuple[type, ...], Callable[[Any], Result]],
+                 ignore: Iterable[type] = ()):
+        table: dict[type, Callable[[Any], Result] | None] = {}
+        entries = [(kind, handler) for kinds, handler in handlers.items()
+                   for kind in (kinds if isinstance(kinds, tuple) else (kinds,))]
+        for kind, handler in [*entries, *((kind, None) for kind in ignore)]:
+            if kind in table:
+                raise TypeError(f"{kind.__name__} is handled twice")
+            table[kind] = handler
+        unknown = [kind.__name__ for kind in table if kind not in EVENT_TYPES]
+        missing = [kind.__name__ for kind in EVENT_TYPES if kind not in table]
+        if unknown or missing:
+            raise TypeError(f"an event dispatch must handle or ignore every event type: missing {missing}, "
+                            f"not events {unknown}")
+        self._table = table
+
+    def __call__(self, event: Any) -> Result | None:
+        try:
+            handler = self._table[type(event)]
+        except KeyError:
+            raise TypeError(f"no handler for {type(event).__name__}: not an event") from None
+        return None if handler is None else handler(event)
+
+
+def all_but(*handled: type) -> tuple[type, ...]:
+    """Every event type except ``handled``: the key of a ``Dispatch`` handler for "any other kind", for a
+    consumer that by design treats every kind it does not know alike (a relay passes them all on)."""
+    return tuple(kind for kind in EVENT_TYPES if kind not in handled)
+
+
+def is_metrics(event: Any) -> bool:
+    """Whether ``event`` is one iteration's metrics (of either kind of run)."""
+    return type(event) in METRIC_TYPES

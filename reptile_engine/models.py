@@ -57,8 +57,6 @@ class ParamLayout:
             offset += n
         return out
 
-    def as_dict(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-        return dict(zip(self.names, self.views(flat), strict=True))
 
 
 class MLPViews(NamedTuple):
@@ -85,11 +83,6 @@ class BatchedModel(Protocol):
     def gradient(self, prepared: Any, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]: ...
 
     def param_views(self, prepared: Any) -> list[torch.Tensor]: ...
-
-
-def mse_per_task(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error of each task over its points and outputs: ``[tasks]``."""
-    return (pred - target).square().mean(dim=(-2, -1))
 
 
 _ACTIVATIONS = {"tanh": (nn.Tanh, torch.tanh), "relu": (nn.ReLU, torch.relu)}

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from reptile_engine.config import ConfigError
+from reptile_engine.errors import ConfigError
 
 ENV_VAR = "REPTILE_LAB_PLUGINS"
 
@@ -43,9 +43,13 @@ def is_module_attr(name: str) -> bool:
     return bool(sep and module_name and attr)
 
 
+def _listed() -> list[str]:
+    return [name.strip() for name in os.environ.get(ENV_VAR, "").split(",") if name.strip()]
+
+
 def trusted() -> frozenset[str]:
     """The ``module:attr`` names this process may import: those in ``REPTILE_LAB_PLUGINS``."""
-    return frozenset(name.strip() for name in os.environ.get(ENV_VAR, "").split(",") if name.strip())
+    return frozenset(_listed())
 
 
 def trust(*names: str) -> None:
@@ -53,8 +57,7 @@ def trust(*names: str) -> None:
     for name in names:
         if not is_module_attr(name):
             raise ConfigError("--plugin", name, "must be module:attr, e.g. my_pkg.tasks:Waves")
-    current = [name.strip() for name in os.environ.get(ENV_VAR, "").split(",") if name.strip()]
-    os.environ[ENV_VAR] = ",".join(dict.fromkeys([*current, *names]))
+    os.environ[ENV_VAR] = ",".join(dict.fromkeys([*_listed(), *names]))
 
 
 def plugin_names(group: str, exclude: Iterable[str] = ()) -> list[str]:

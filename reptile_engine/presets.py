@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reptile_engine import catalog
 from reptile_engine.config import ConfigError, ExperimentConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -39,6 +40,4 @@ def preset(name: str) -> ExperimentConfig:
 
 def preset_for_task(name: str) -> str:
     """The preset a task picker loads with ``name``: ``meta-rl`` for a meta-RL family, else ``default``."""
-    from reptile_engine import catalog
-
     return "meta-rl" if catalog.kind_of(name) == "rl" else "default"

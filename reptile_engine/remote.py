@@ -36,18 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from reptile_engine.checkpoint import CheckpointError
-from reptile_engine.config import ConfigError, ExperimentConfig, field_info
-from reptile_engine.events import (
-    CheckpointSaved,
-    CommandRejected,
-    ConfigChanged,
-    Event,
-    Failed,
-    Finished,
-    IterationMetrics,
-    RLIterationMetrics,
-)
-from reptile_engine.trainer import (
+from reptile_engine.commands import (
     Command,
     ComputeLandscape,
     Evaluate,
@@ -57,14 +46,24 @@ from reptile_engine.trainer import (
     SaveCheckpoint,
     Step,
     Stop,
-    TrainerBase,
     Update,
-    open_trainer,
-    resume_trainer,
 )
+from reptile_engine.config import ExperimentConfig, require_live
+from reptile_engine.events import (
+    METRIC_TYPES,
+    CheckpointSaved,
+    CommandRejected,
+    ConfigChanged,
+    Dispatch,
+    Event,
+    Failed,
+    Finished,
+    all_but,
+)
+from reptile_engine.trainer import Trainer, open_trainer, resume_trainer
 
 
-def _relay_commands(commands: mp.Queue, trainer: TrainerBase) -> None:
+def _relay_commands(commands: mp.Queue, trainer: Trainer) -> None:
     """Forward the parent's commands; stop the trainer if the parent dies without saying so."""
     parent = mp.parent_process()
     while True:
@@ -72,10 +71,10 @@ def _relay_commands(commands: mp.Queue, trainer: TrainerBase) -> None:
             command = commands.get(timeout=1.0)
         except queue.Empty:
             if parent is not None and not parent.is_alive():
-                trainer._commands.put(Stop())
+                trainer.commands.put(Stop())
                 return
             continue
-        trainer._commands.put(command)
+        trainer.commands.put(command)
 
 
 TERMINATE_GRACE_SECONDS = 2.0
@@ -85,7 +84,7 @@ END_OF_STREAM = None
 """What the child puts on the event queue last, after every batch (``Finished`` included)."""
 
 
-def _save_final_state(trainer: TrainerBase, path: str) -> Event:
+def _save_final_state(trainer: Trainer, path: str) -> Event:
     """Save the state the run ended in, answered as ``CheckpointSaved`` (or ``CommandRejected`` if it failed)."""
     try:
         trainer.save_checkpoint(path)
@@ -94,11 +93,47 @@ def _save_final_state(trainer: TrainerBase, path: str) -> Event:
     return CheckpointSaved(trainer.iteration, path)
 
 
+class _Outbox:
+    """Events on their way to the parent: metrics gathered for ``flush_interval`` s, everything else at once.
+
+    Only fast metrics wait (progress within an iteration goes at once): the trainer may block next (paused) or
+    take long to the next event. Before ``Finished`` the final state is saved, when there is a ``checkpoint_path``.
+    """
+
+    def __init__(self, trainer: Trainer, checkpoint_path: str | None, events: mp.Queue, flush_interval: float):
+        self.trainer, self.checkpoint_path, self.events, self.flush_interval = \
+            trainer, checkpoint_path, events, flush_interval
+        self.pending: list[Event] = []
+        self.last_flush = self.last_event = time.monotonic()
+        self._may_wait = Dispatch({METRIC_TYPES: lambda _: True, Finished: self._finish,
+                                   all_but(*METRIC_TYPES, Finished): lambda _: False})
+
+    def _finish(self, event: Finished) -> bool:
+        if self.checkpoint_path is not None:
+            self.pending.append(_save_final_state(self.trainer, self.checkpoint_path))
+        return False
+
+    def put(self, event: Event) -> None:
+        may_wait = self._may_wait(event)
+        self.pending.append(event)
+        now = time.monotonic()
+        if (not may_wait or self.trainer.paused or now - self.last_flush >= self.flush_interval
+                or now - self.last_event >= self.flush_interval):
+            self.flush()
+            self.last_flush = now
+        self.last_event = now
+
+    def flush(self) -> None:
+        if self.pending:
+            self.events.put(self.pending)
+            self.pending = []
+
+
 def _serve(config: ExperimentConfig, resume: str | None, checkpoint_path: str | None, start_paused: bool,
            iterations: int | None, commands: mp.Queue, events: mp.Queue, flush_interval: float) -> None:
     """The child process: train, relay commands in, batch events out, then mark the end of the stream."""
     iteration = 0
-    pending: list[Event] = []
+    outbox: _Outbox | None = None
     try:
         if resume is not None:
             trainer = resume_trainer(resume, config=config, checkpoint_path=checkpoint_path)
@@ -106,24 +141,13 @@ def _serve(config: ExperimentConfig, resume: str | None, checkpoint_path: str | 
             trainer = open_trainer(config, checkpoint_path=checkpoint_path)
         iteration = trainer.iteration
         threading.Thread(target=_relay_commands, args=(commands, trainer), daemon=True).start()
-        last_flush = last_event = time.monotonic()
+        outbox = _Outbox(trainer, checkpoint_path, events, flush_interval)
         for event in trainer.run(iterations, start_paused=start_paused):
             iteration = trainer.iteration
-            if isinstance(event, Finished) and checkpoint_path is not None:
-                pending.append(_save_final_state(trainer, checkpoint_path))
-            pending.append(event)
-            now = time.monotonic()
-            # Hold back only fast metrics (progress within an iteration goes at once): the trainer may block next
-            # (paused) or take long to the next event.
-            fast = isinstance(event, IterationMetrics | RLIterationMetrics)
-            if (not fast or trainer.paused or now - last_flush >= flush_interval
-                    or now - last_event >= flush_interval):
-                events.put(pending)
-                pending, last_flush = [], now
-            last_event = now
-        if pending:
-            events.put(pending)
+            outbox.put(event)
+        outbox.flush()
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent as an event
+        pending = outbox.pending if outbox is not None else []
         events.put([*pending, Failed(iteration, f"{type(exc).__name__}: {exc}", traceback.format_exc()),
                     Finished(iteration, "failed")])
     finally:
@@ -147,7 +171,6 @@ class RemoteTrainer:
         self.config = config.validate()
         self._args = (config, None if resume is None else str(resume),
                       None if checkpoint_path is None else str(checkpoint_path), start_paused, iterations)
-        self._flush_interval = flush_interval
         context = mp.get_context("spawn")
         self._commands: mp.Queue = context.Queue()
         self._events: mp.Queue = context.Queue()
@@ -155,6 +178,14 @@ class RemoteTrainer:
                                                              flush_interval), daemon=True, name="reptile-trainer")
         self.finished = False
         self.ended = False
+        self._track = Dispatch({ConfigChanged: self._on_config_changed, Finished: self._on_finished,
+                                all_but(ConfigChanged, Finished): lambda _: None})
+
+    def _on_config_changed(self, event: ConfigChanged) -> None:
+        self.config = event.config
+
+    def _on_finished(self, event: Finished) -> None:
+        self.finished = True
 
     def start(self) -> None:
         self._process.start()
@@ -163,15 +194,18 @@ class RemoteTrainer:
     def alive(self) -> bool:
         return self._process.is_alive()
 
+    @property
+    def pid(self) -> int | None:
+        """The child process's id once started (to watch or signal it from outside)."""
+        return self._process.pid
+
     def _send(self, command: Command) -> None:
         if not self.finished:
             self._commands.put(command)
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Queue a change of live fields; raises ``ConfigError`` at once for a bad one."""
-        for path, value in changes.items():
-            if not field_info(path).metadata.get("live"):
-                raise ConfigError(path, value, "cannot change during a run; build a new trainer")
+        require_live(changes)
         self.config.with_updates(changes)
         self._send(Update(dict(changes)))
 
@@ -215,14 +249,12 @@ class RemoteTrainer:
             pass
         self.ended = self.ended or END_OF_STREAM in batches or (exited and not batches)
         out = [event for batch in batches if batch is not END_OF_STREAM for event in batch]
-        if self.ended and not self.finished and not any(isinstance(event, Finished) for event in out):
+        for event in out:
+            self._track(event)
+        if self.ended and not self.finished:
             out += [Failed(0, f"the training process died (exit code {self._process.exitcode})", ""),
                     Finished(0, "failed")]
-        for event in out:
-            if isinstance(event, ConfigChanged):
-                self.config = event.config
-            elif isinstance(event, Finished):
-                self.finished = True
+            self.finished = True
         return out
 
     def close(self, timeout: float = 10.0) -> None:

@@ -25,7 +25,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from reptile_engine.config import ConfigError, ExperimentConfig
 
@@ -33,7 +33,7 @@ FLOAT = 4
 """Bytes per float32 element: every tensor of a run is float32."""
 
 LANDSCAPE_CHUNK = 16 * 2**20
-"""Working memory of one landscape chunk (``reptile_engine.landscape.DEFAULT_MEMORY_BUDGET``)."""
+"""Working memory of one landscape chunk (``reptile_engine.landscape_grid.DEFAULT_MEMORY_BUDGET``)."""
 
 NATIVE_ENV_BYTES = 256
 """One environment of a family's native vectorized batch: a few numpy rows."""
@@ -198,7 +198,6 @@ def _rl_estimate(config: ExperimentConfig) -> MemoryEstimate:
         p = mlp_parameters([d, *hidden, a]) + a + mlp_parameters([d, *hidden, 1])
     model = ("rl.hidden", "rl.depth")
     episodes = rl.episodes
-    horizon = ("rl.horizon",)
     # The most tasks adapted at once: the meta-batch, or the held-out tasks of the adaptation curve.
     if config.evaluation.tasks > config.meta.meta_batch:
         tasks, task_field = config.evaluation.tasks, "evaluation.tasks"
@@ -219,32 +218,55 @@ def _rl_estimate(config: ExperimentConfig) -> MemoryEstimate:
         Part("environments", ("meta.meta_batch", "evaluation.tasks", "rl.episodes"),
              (config.meta.meta_batch + config.evaluation.tasks) * episodes * _env_bytes(family), host=True),
     ]
-    if td3:
-        capacity = max(1, min(rl.buffer_size, rl.updates * episodes * steps))
-        transition = (2 * d + a + 1) * FLOAT + 1
-        parts += [
-            Part("rollout buffers", (task_field, "rl.episodes", *horizon), slots * slot_bytes),
-            Part("replay buffers", (task_field, "rl.buffer_size", "rl.episodes", *horizon),
-                 tasks * capacity * transition * 2),
-            # start, target, actor and critic copies, their gradients and Adam's two moments.
-            Part("adapted parameters", (task_field, *model), tasks * p * 8 * FLOAT),
-            Part("gradient-step activations", (task_field, "rl.batch_size", *model),
-                 tasks * rl.batch_size * (3 * layers * 3 + 2 * (2 * d + a + 2)) * FLOAT),
-        ]
-    else:
-        copies = 5 if rl.optimizer == "adam" else 3
-        minibatches = 1 if rl.algorithm == "a2c" else rl.minibatches
-        epochs = 1 if rl.algorithm == "a2c" else rl.epochs
-        per_update = math.ceil(episodes * steps / minibatches)
-        parts += [
-            # PPO materialises every epoch's shuffled minibatches before the first gradient step.
-            Part("rollout buffers", (task_field, "rl.episodes", *horizon),
-                 slots * (slot_bytes + epochs * (d + a + 5) * FLOAT)),
-            Part("adapted parameters", (task_field, *model), tasks * p * copies * FLOAT),
-            Part("agent activations", (task_field, "rl.episodes", "rl.minibatches", *model),
-                 tasks * (per_update * 2 * layers * 3 + episodes * 2 * layers * 2) * FLOAT),
-        ]
+    shape = _RolloutShape(task_field, tasks, slots, slot_bytes, p, layers, steps, d, a)
+    parts += _td3_parts(rl, shape) if td3 else _on_policy_parts(rl, shape)
     return MemoryEstimate(tuple(parts))
+
+
+class _RolloutShape(NamedTuple):
+    """The sizes the algorithm-specific parts of an RL estimate are made of."""
+
+    task_field: str
+    tasks: int
+    slots: int
+    slot_bytes: int
+    parameters: int
+    layers: int
+    steps: int
+    observation_dim: int
+    action_dim: int
+
+
+def _td3_parts(rl: Any, shape: _RolloutShape) -> list[Part]:
+    d, a, model = shape.observation_dim, shape.action_dim, ("rl.hidden", "rl.depth")
+    capacity = max(1, min(rl.buffer_size, rl.updates * rl.episodes * shape.steps))
+    transition = (2 * d + a + 1) * FLOAT + 1
+    return [
+        Part("rollout buffers", (shape.task_field, "rl.episodes", "rl.horizon"), shape.slots * shape.slot_bytes),
+        Part("replay buffers", (shape.task_field, "rl.buffer_size", "rl.episodes", "rl.horizon"),
+             shape.tasks * capacity * transition * 2),
+        # start, target, actor and critic copies, their gradients and Adam's two moments.
+        Part("adapted parameters", (shape.task_field, *model), shape.tasks * shape.parameters * 8 * FLOAT),
+        Part("gradient-step activations", (shape.task_field, "rl.batch_size", *model),
+             shape.tasks * rl.batch_size * (3 * shape.layers * 3 + 2 * (2 * d + a + 2)) * FLOAT),
+    ]
+
+
+def _on_policy_parts(rl: Any, shape: _RolloutShape) -> list[Part]:
+    d, a, model = shape.observation_dim, shape.action_dim, ("rl.hidden", "rl.depth")
+    copies = 5 if rl.optimizer == "adam" else 3
+    minibatches = 1 if rl.algorithm == "a2c" else rl.minibatches
+    epochs = 1 if rl.algorithm == "a2c" else rl.epochs
+    per_update = math.ceil(rl.episodes * shape.steps / minibatches)
+    layers = shape.layers
+    return [
+        # PPO materialises every epoch's shuffled minibatches before the first gradient step.
+        Part("rollout buffers", (shape.task_field, "rl.episodes", "rl.horizon"),
+             shape.slots * (shape.slot_bytes + epochs * (d + a + 5) * FLOAT)),
+        Part("adapted parameters", (shape.task_field, *model), shape.tasks * shape.parameters * copies * FLOAT),
+        Part("agent activations", (shape.task_field, "rl.episodes", "rl.minibatches", *model),
+             shape.tasks * (per_update * 2 * layers * 3 + rl.episodes * 2 * layers * 2) * FLOAT),
+    ]
 
 
 def available_host_memory() -> int | None:

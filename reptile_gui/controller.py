@@ -3,26 +3,13 @@
 It owns the worker thread and the child-process trainer behind it, turns button presses into
 commands, feeds events into the ``RunStore`` and tells the widgets what changed through signals.
 
-Run states and the actions each allows (``ACTIONS``):
-
-* ``starting``: the trainer process is loading; nothing yet.
-* ``ready``: a fresh, paused trainer; every field may change; start or step.
-* ``running``: pause, stop, reset.
-* ``paused``: resume, step, stop, reset.
-* ``stopped`` / ``finished``: the run ended and is kept: its history, its final state (saved before the
-  trainer reported ``Finished``), *Save session* and exports all still work; start continues it at the same
-  iteration, reset begins anew. Changing the task or the model's shape now discards it and readies a fresh
-  trainer for the new config (the window asks first when that would lose unsaved work; see ``unsaved``).
-* ``failed``: the engine raised; reset, or start to continue from the last saved state.
-
-A diverged run pauses; the next applied change of a hyperparameter resumes it.
+The run states and the actions each allows are in ``run_states``.
 
 Closing does not wait for the trainer to stop on its own: the app's run folder goes with it, so the child
 process is ended at once.
 
-The task view of a supervised run is a ``TaskFit``; a meta-RL run answers the same ``FitTask`` request with
-``Rollouts`` of a held-out task after 0, 1 and ``rl.updates`` inner updates. Either is asked for when the
-trainer comes up and after every adaptation curve, and for a new task seed on request.
+The task view (``TaskViewRequests``) is asked for when the trainer comes up, after every adaptation curve, and
+for a new task seed or edited support points on request.
 """
 
 from __future__ import annotations
@@ -32,14 +19,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
-from reptile_engine.config import ConfigError, ExperimentConfig, field_info
+from reptile_engine.config import ExperimentConfig, get_value, is_live, require_live
 from reptile_engine.events import (
+    METRIC_TYPES,
     AdaptationCurve,
     CheckpointSaved,
     CommandRejected,
     ConfigChanged,
+    Dispatch,
     Diverged,
     Failed,
     Finished,
@@ -50,29 +39,11 @@ from reptile_engine.events import (
     TaskFit,
 )
 from reptile_engine.remote import RemoteTrainer
-from reptile_engine.trainer import FitTask
 from reptile_gui import session
+from reptile_gui.run_states import ACTIONS, SHAPE_FIELDS
 from reptile_gui.store import RunStore
-from reptile_gui.worker import EventBatch, TrainingWorker
-
-ACTIONS: dict[str, frozenset[str]] = {
-    "starting": frozenset(),
-    "ready": frozenset({"start", "step"}),
-    "running": frozenset({"pause", "stop", "reset"}),
-    "paused": frozenset({"resume", "step", "stop", "reset"}),
-    "stopped": frozenset({"start", "reset"}),
-    "finished": frozenset({"start", "reset"}),
-    "failed": frozenset({"start", "reset"}),
-}
-"""Which run-control actions are valid in each state."""
-
-_SHAPE_FIELDS = ("task.name", "model.hidden", "model.depth", "model.activation", "rl.algorithm", "rl.hidden",
-                 "rl.depth")
-
-
-def _get(config: ExperimentConfig, path: str) -> Any:
-    section, name = path.split(".")
-    return getattr(getattr(config, section), name)
+from reptile_gui.task_requests import Support, TaskViewRequests
+from reptile_gui.worker import EventBatch, WorkerThread
 
 
 class TrainingController(QObject):
@@ -100,17 +71,15 @@ class TrainingController(QObject):
         self._has_checkpoint = False
         self._generation = 0
         self._remote: RemoteTrainer | None = None
-        self._thread: QThread | None = None
-        self._worker: TrainingWorker | None = None
-        self._fit_request = 0
-        self._fit_seed = 0
-        self._fit_support: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+        self._relay: WorkerThread | None = None
+        self._task_view = TaskViewRequests()
         self._pending_session: tuple[Path, Path] | None = None
         self._after_finish: str | None = None
         self._paused_by_divergence = False
         self._saved_iteration = 0
         # How far the meta-iteration under way has come (a long meta-RL one reports it); None between iterations.
         self.progress: IterationProgress | None = None
+        self._handle = self._handlers()
 
     # Lifecycle.
 
@@ -130,15 +99,9 @@ class TrainingController(QObject):
         self.store.set_kind(self.config.kind)
         self._remote = RemoteTrainer(self.config, resume=self._checkpoint if resume else None,
                                      checkpoint_path=self._checkpoint, start_paused=start_paused)
-        self._worker = TrainingWorker(self._remote, self._generation)
-        self._thread = QThread()
-        self._thread.setObjectName(f"reptile-worker-{self._generation}")
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
-        self._worker.batchReady.connect(self._on_batch)
-        self._worker.done.connect(self._on_worker_done)
+        self._relay = WorkerThread(self._remote, self._generation, self._on_batch, self._on_worker_done)
         self._set_state("starting")
-        self._thread.start()
+        self._relay.start()
 
     def _teardown(self) -> None:
         """End the trainer process at once and join the worker thread.
@@ -146,14 +109,9 @@ class TrainingController(QObject):
         An ended run's final state is already saved (it comes before ``Finished``); every other caller
         replaces or discards the run, so nothing is gained by waiting for the child to stop on its own.
         """
-        if self._worker is not None:
-            self._worker.request_quit()
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
-        if self._remote is not None:
-            self._remote.close(timeout=0)
-        self._worker = self._thread = self._remote = None
+        if self._relay is not None:
+            self._relay.end()
+        self._relay = self._remote = None
 
     # Run controls.
 
@@ -221,16 +179,13 @@ class TrainingController(QObject):
         Raises ``ConfigError`` naming the field for a bad value or a field that cannot change now.
         """
         new = self.config.with_updates(changes)
-        live = all(field_info(path).metadata.get("live") for path in changes)
         if self.state in ("running", "paused") or (self.state == "ready" and self.iteration > 0):
-            if not live:
-                path = next(p for p in changes if not field_info(p).metadata.get("live"))
-                raise ConfigError(path, changes[path], "can change only while stopped")
+            require_live(changes, allowed="can change only while stopped")
             self._remote.update(changes)
             return
-        if self.state == "starting" and not live:
-            path = next(p for p in changes if not field_info(p).metadata.get("live"))
-            raise ConfigError(path, changes[path], "can change once the trainer has started")
+        if self.state == "starting":
+            require_live(changes, allowed="can change once the trainer has started")
+        live = all(is_live(path) for path in changes)
         discards = self.discards_run(changes)
         self.config = new
         self.configChanged.emit(new)
@@ -244,44 +199,26 @@ class TrainingController(QObject):
 
     def discards_run(self, changes: dict[str, Any]) -> bool:
         """Whether applying ``changes`` throws the run away: a new task or model shape cannot continue it."""
-        return any(path in _SHAPE_FIELDS and value != _get(self.config, path) for path, value in changes.items())
+        return any(path in SHAPE_FIELDS and value != get_value(self.config, path) for path, value in changes.items())
 
     def editable_now(self, path: str) -> bool:
         """Whether a field may change in the current state (the panel greys out the others)."""
-        if field_info(path).metadata.get("live"):
+        if is_live(path):
             return self.state != "starting"
         return self.state in ("stopped", "finished", "failed") or (self.state == "ready" and self.iteration == 0)
 
     # Task view.
 
-    def fit_task(self, seed: int | None = None, support: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
-                 keep_support: bool = False) -> None:
-        """Adapt the task view's task from the current meta-parameters (new seed or edited points).
-
-        A supervised run answers with a ``TaskFit`` after 0, 1 and ``evaluation.steps`` steps; a meta-RL run
-        with ``Rollouts`` of the held-out task drawn from ``seed`` after 0, 1 and ``rl.updates`` updates (it
-        has no support points to edit).
-        """
-        if seed is not None:
-            self._fit_seed = seed
-            self._fit_support = None
-        if support is not None:
-            self._fit_support = support
-        elif not keep_support and seed is not None:
-            self._fit_support = None
+    def fit_task(self, seed: int | None = None, support: Support | None = None, keep_support: bool = False) -> None:
+        """Adapt the task view's task from the current meta-parameters (new seed or edited points); the answer
+        (see ``TaskViewRequests.next_request``) arrives as ``store.task_fit`` or ``store.rollouts``."""
+        self._task_view.choose(seed, support, keep_support)
         if self.state in ("stopped", "finished", "failed"):
             self.message.emit(f"The run is {self.state}: the task view refits when it continues (Start)")
             return
         if self._remote is None or self.state == "starting":
             return
-        self._fit_request += 1
-        if self.store.kind == "rl":
-            steps = tuple(sorted({0, 1, self.config.rl.updates}))
-            self._remote.request_task_fit(FitTask(self._fit_request, self._fit_seed, steps))
-            return
-        steps = (0, 1, self.config.evaluation.steps)
-        xs, ys = self._fit_support if self._fit_support is not None else (None, None)
-        self._remote.request_task_fit(FitTask(self._fit_request, self._fit_seed, steps, xs, ys))
+        self._remote.request_task_fit(self._task_view.next_request(self.store.kind, self.config))
 
     def _task_view_empty(self) -> bool:
         return (self.store.rollouts if self.store.kind == "rl" else self.store.task_fit) is None
@@ -364,62 +301,79 @@ class TrainingController(QObject):
             self._handle(event)
         self.storeUpdated.emit()
 
-    def _handle(self, event: object) -> None:
-        if isinstance(event, IterationProgress):
-            self.progress = event
-        elif isinstance(event, StateChanged):
-            self.iteration = event.iteration
-            if event.state != "running":
-                self.progress = None
-            if event.state == "running":
-                self._set_state("running")
-            else:
-                self._set_state("ready" if event.iteration == 0 and self.state in ("starting", "ready")
-                                else "paused")
-            if self._task_view_empty():
-                self.fit_task(seed=self._fit_seed)
-            if self.store.landscape is None and self._remote is not None and self.config.landscape.plane != "pca":
-                self._remote.request_landscape()
-        elif isinstance(event, ConfigChanged):
-            self.config = event.config
-            self.store.add_change(event)
-            self.configChanged.emit(event.config)
-            self.changeApplied.emit(event)
-            if self._paused_by_divergence and self.state == "paused":
-                self._paused_by_divergence = False
-                self._remote.resume()
-        elif isinstance(event, AdaptationCurve):
-            self.store.add_curve(event)
-            self.fit_task(keep_support=True)
-        elif isinstance(event, TaskFit):
-            if event.request == self._fit_request:
-                self.store.set_task_fit(event)
-        elif isinstance(event, Rollouts):
-            if event.request == self._fit_request:
-                self.store.set_rollouts(event)
-        elif isinstance(event, LandscapeReady):
-            self.store.set_landscape(event.slice)
-        elif isinstance(event, Diverged):
-            self.store.divergences.append(event)
-            self._paused_by_divergence = True
-            self.diverged.emit(event)
-        elif isinstance(event, CommandRejected):
-            if event.field and not event.field.startswith("landscape."):
-                self.changeRejected.emit(event.field, event.message)
-            self.message.emit(f"Rejected: {event.message}")
-        elif isinstance(event, CheckpointSaved):
-            if event.path == str(self._checkpoint):
-                self._has_checkpoint = True
-            if self._pending_session is not None and event.path == str(self._pending_session[1]):
-                target, snapshot = self._pending_session
-                self._pending_session = None
-                self._write_session(target, snapshot, event.iteration)
-        elif isinstance(event, Failed):
-            self.failed.emit(event.message, event.traceback)
-            self._after_finish = "failed"
-        elif isinstance(event, Finished):
+    def _handlers(self) -> Dispatch[None]:
+        """What each event does to the run; metrics come as the batch's columns, not one by one."""
+        return Dispatch({IterationProgress: self._on_progress, StateChanged: self._on_state,
+                         ConfigChanged: self._on_config_changed, AdaptationCurve: self._on_curve,
+                         TaskFit: self._on_task_fit, Rollouts: self._on_rollouts, LandscapeReady: self._on_landscape,
+                         Diverged: self._on_diverged, CommandRejected: self._on_rejected,
+                         CheckpointSaved: self._on_checkpoint_saved, Failed: self._on_failed,
+                         Finished: self._on_finished}, ignore=METRIC_TYPES)
+
+    def _on_progress(self, event: IterationProgress) -> None:
+        self.progress = event
+
+    def _on_state(self, event: StateChanged) -> None:
+        self.iteration = event.iteration
+        if event.state == "running":
+            self._set_state("running")
+        else:
             self.progress = None
-            self._after_finish = self._after_finish or ("finished" if event.reason == "completed" else "stopped")
+            self._set_state("ready" if event.iteration == 0 and self.state in ("starting", "ready") else "paused")
+        if self._task_view_empty():
+            self.fit_task(seed=self._task_view.seed)
+        if self.store.landscape is None and self._remote is not None and self.config.landscape.plane != "pca":
+            self._remote.request_landscape()
+
+    def _on_config_changed(self, event: ConfigChanged) -> None:
+        self.config = event.config
+        self.store.add_change(event)
+        self.configChanged.emit(event.config)
+        self.changeApplied.emit(event)
+        if self._paused_by_divergence and self.state == "paused":
+            self._paused_by_divergence = False
+            self._remote.resume()
+
+    def _on_curve(self, event: AdaptationCurve) -> None:
+        self.store.add_curve(event)
+        self.fit_task(keep_support=True)
+
+    def _on_task_fit(self, event: TaskFit) -> None:
+        if event.request == self._task_view.request:
+            self.store.set_task_fit(event)
+
+    def _on_rollouts(self, event: Rollouts) -> None:
+        if event.request == self._task_view.request:
+            self.store.set_rollouts(event)
+
+    def _on_landscape(self, event: LandscapeReady) -> None:
+        self.store.set_landscape(event.slice)
+
+    def _on_diverged(self, event: Diverged) -> None:
+        self.store.divergences.append(event)
+        self._paused_by_divergence = True
+        self.diverged.emit(event)
+
+    def _on_rejected(self, event: CommandRejected) -> None:
+        if event.field and not event.field.startswith("landscape."):
+            self.changeRejected.emit(event.field, event.message)
+        self.message.emit(f"Rejected: {event.message}")
+
+    def _on_checkpoint_saved(self, event: CheckpointSaved) -> None:
+        if event.path == str(self._checkpoint):
+            self._has_checkpoint = True
+        if self._pending_session is not None and event.path == str(self._pending_session[1]):
+            target, snapshot = self._pending_session
+            self._pending_session = None
+            self._write_session(target, snapshot, event.iteration)
+
+    def _on_failed(self, event: Failed) -> None:
+        self.failed.emit(event.message, event.traceback)
+        self._after_finish = "failed"
+
+    def _on_finished(self, event: Finished) -> None:
+        self.progress = None
+        self._after_finish = self._after_finish or ("finished" if event.reason == "completed" else "stopped")
 
     @Slot(int)
     def _on_worker_done(self, generation: int) -> None:

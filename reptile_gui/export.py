@@ -1,5 +1,8 @@
 """Writing plots to disk: PNG and SVG through pyqtgraph's exporters, CSV from numpy arrays.
 
+``FORMATS`` is the one registry of the formats a plot exports to, keyed by file suffix: the single-plot
+exports, the file dialogs' filter lists and :func:`export_all` all read it.
+
 Every file is written to a temporary file in its folder and renamed into place, so a failed export
 leaves neither a truncated file nor a damaged earlier one.
 
@@ -23,6 +26,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -158,27 +162,66 @@ def write_csv(path: str | os.PathLike[str], header: Sequence[str], columns: Sequ
     return path
 
 
+@dataclass(frozen=True)
+class ExportFormat:
+    """A file format a plot exports to: its suffix, its name in file dialogs, and how a plot is written in it.
+
+    ``write(plot, path, width)`` takes a ``StorePlot`` (anything with ``export_png``, ``export_svg`` and
+    ``export_csv``); ``width`` is the pixel width of an image and ignored by the other formats.
+    """
+
+    suffix: str
+    description: str
+    write: Callable[[Any, Path, int | None], Path]
+
+    @property
+    def file_filter(self) -> str:
+        """The format as a Qt file dialog's filter, e.g. ``PNG image (*.png)``."""
+        return f"{self.description} (*.{self.suffix})"
+
+
+FORMATS: dict[str, ExportFormat] = {
+    "png": ExportFormat("png", "PNG image", lambda plot, path, width=None: plot.export_png(path, width=width)),
+    "svg": ExportFormat("svg", "SVG image", lambda plot, path, width=None: plot.export_svg(path)),
+    "csv": ExportFormat("csv", "CSV data", lambda plot, path, width=None: plot.export_csv(path)),
+}
+"""The formats by suffix, in the order dialogs offer them (the first is the default)."""
+
+
+def file_filters() -> str:
+    """Every format as one Qt file dialog filter list."""
+    return ";;".join(export_format.file_filter for export_format in FORMATS.values())
+
+
+def format_of(path: str | os.PathLike[str]) -> ExportFormat:
+    """The format ``path``'s suffix names; PNG for a suffix that names none."""
+    return FORMATS.get(Path(path).suffix.lower().lstrip("."), next(iter(FORMATS.values())))
+
+
+def export_plot(plot: Any, path: str | os.PathLike[str], width: int | None = None) -> Path:
+    """Write ``plot`` in the format of ``path``'s suffix (see :func:`format_of`); returns the path written."""
+    return format_of(path).write(plot, Path(path), width)
+
+
 def export_all(folder: str | os.PathLike[str], plots: Mapping[str, Any], *, width: int | None = None,
                files: Mapping[str, Callable[[Path], Any]] | None = None) -> list[Path]:
-    """Write ``<name>.png``, ``<name>.svg`` and ``<name>.csv`` into ``folder`` for each plot, and each of
-    ``files`` (a file name mapped to a function that writes that file at the path it is given).
+    """Write ``<name>.<suffix>`` into ``folder`` for each plot in each of ``FORMATS`` (a file stem maps to a
+    ``StorePlot`` in ``plots``), and each of ``files`` (a file name mapped to a function that writes that file
+    at the path it is given).
 
-    ``plots`` maps a file stem to a ``StorePlot`` (anything with ``export_png``, ``export_svg`` and
-    ``export_csv``). The folder is created when missing. Everything is first written into a hidden folder
-    inside it and moved into place only when every file was written, so a failure leaves no partial set
-    (and the files of an earlier export as they were); the error names the file that failed. Returns the
-    paths written, in order.
+    The folder is created when missing. Everything is first written into a hidden folder inside it and
+    moved into place only when every file was written, so a failure leaves no partial set (and the files of
+    an earlier export as they were); the error names the file that failed. Returns the paths written, in
+    order.
     """
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"Cannot create the export folder {folder}: {exc.strerror or exc}") from exc
-    writers: list[tuple[str, Callable[[Path], Any]]] = []
-    for name, plot in plots.items():
-        writers += [(f"{name}.png", lambda p, plot=plot: plot.export_png(p, width=width)),
-                    (f"{name}.svg", lambda p, plot=plot: plot.export_svg(p)),
-                    (f"{name}.csv", lambda p, plot=plot: plot.export_csv(p))]
+    writers: list[tuple[str, Callable[[Path], Any]]] = [
+        (f"{name}.{suffix}", lambda p, plot=plot, export_format=export_format: export_format.write(plot, p, width))
+        for name, plot in plots.items() for suffix, export_format in FORMATS.items()]
     writers += list((files or {}).items())
     try:
         staging = Path(tempfile.mkdtemp(prefix=".export.", dir=folder))

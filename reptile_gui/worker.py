@@ -10,17 +10,15 @@ event, so what comes with or after ``Finished`` (the final ``CheckpointSaved``) 
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from reptile_engine.events import Event, Failed, Finished, IterationMetrics, RLIterationMetrics
+from reptile_engine.events import Event, Failed, Finished, is_metrics
 from reptile_engine.remote import RemoteTrainer
 from reptile_gui.store import metrics_to_columns
-
-METRICS = IterationMetrics | RLIterationMetrics
-"""The per-iteration events of either kind of run; they arrive by the thousand and travel as columns."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,35 @@ class TrainingWorker(QObject):
         while not self._quit and not self.remote.ended:
             events = self.remote.events(timeout=self.POLL_SECONDS)
             if events:
-                metrics = [e for e in events if isinstance(e, METRICS)]
-                others = [e for e in events if not isinstance(e, METRICS)]
+                metrics = [e for e in events if is_metrics(e)]
+                others = [e for e in events if not is_metrics(e)]
                 self.batchReady.emit(EventBatch(self.generation, metrics_to_columns(metrics), others))
         self.done.emit(self.generation)
+
+
+class WorkerThread:
+    """A ``RemoteTrainer``, the ``TrainingWorker`` that relays it and the ``QThread`` that worker runs on.
+
+    ``on_batch`` and ``on_done`` receive the worker's signals in their own (the GUI) thread. ``end()`` ends the
+    child at once and joins the thread: a running ``QThread`` destroyed at exit aborts the process.
+    """
+
+    def __init__(self, remote: RemoteTrainer, generation: int, on_batch: Callable[[EventBatch], None],
+                 on_done: Callable[[int], None]):
+        self.remote = remote
+        self.worker = TrainingWorker(remote, generation)
+        self.thread = QThread()
+        self.thread.setObjectName(f"reptile-worker-{generation}")
+        self.worker.moveToThread(self.thread)
+        self.thread.started.connect(self.worker.run)
+        self.worker.batchReady.connect(on_batch)
+        self.worker.done.connect(on_done)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def end(self) -> None:
+        self.worker.request_quit()
+        self.thread.quit()
+        self.thread.wait()
+        self.remote.close(timeout=0)

@@ -3,30 +3,16 @@
 With ``torch.optim.SGD(lr=epsilon)`` the update is the paper's interpolation
 ``theta <- theta + epsilon * (mean(phi) - theta)``; any other optimizer (Adam, schedulers) just works.
 
->>> from reptile_engine.models import BatchedMLP
->>> from reptile_engine.algorithms.inner import InnerLoop
->>> mlp = BatchedMLP([1, 16, 1])
->>> theta = torch.nn.Parameter(mlp.init(torch.Generator().manual_seed(0)))
->>> opt = torch.optim.SGD([theta], lr=0.5)
->>> xs, ys = torch.randn(5, 4, 10, 1), torch.randn(5, 4, 10, 1)
->>> result = meta_step(mlp, theta, opt, xs, ys, InnerLoop(steps=5, lr=0.02))
->>> tuple(result.phi.shape)
-(4, 49)
+>>> theta = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+>>> phi = torch.tensor([[3.0, 2.0], [5.0, 6.0]])
+>>> _ = outer_step(theta, torch.optim.SGD([theta], lr=0.5), phi)
+>>> theta.detach().tolist()
+[2.5, 3.0]
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
-
-from reptile_engine.algorithms.inner import InnerLoop, adapt
-from reptile_engine.models import BatchedModel
-
-
-class MetaStepResult(NamedTuple):
-    phi: torch.Tensor
-    pseudo_gradient: torch.Tensor
 
 
 def pseudo_gradient(theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
@@ -34,11 +20,13 @@ def pseudo_gradient(theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     return theta.detach() - phi.mean(dim=0)
 
 
-def meta_step(model: BatchedModel, theta: torch.nn.Parameter, optimizer: torch.optim.Optimizer,
-              xs: torch.Tensor, ys: torch.Tensor, inner: InnerLoop) -> MetaStepResult:
-    """Adapt to every task of the meta-batch, then take one outer optimizer step on ``theta``."""
-    phi = adapt(model, theta.detach(), xs, ys, inner)
+def outer_step(theta: torch.nn.Parameter, optimizer: torch.optim.Optimizer, phi: torch.Tensor,
+               frozen: slice | None = None) -> torch.Tensor:
+    """Step ``theta`` towards the mean of the adapted parameters ``phi`` (``[tasks, P]``) and return the
+    pseudo-gradient it stepped on; the ``frozen`` slice of theta stays where it is (its gradient is zero)."""
     grad = pseudo_gradient(theta, phi)
+    if frozen is not None:
+        grad[frozen] = 0.0
     theta.grad = grad
     optimizer.step()
-    return MetaStepResult(phi, grad)
+    return grad

@@ -39,6 +39,11 @@ from reptile_engine.rl.buffers import RolloutSamples
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of ``x`` ``[T, N]`` over each row's entries where ``mask`` is 1."""
+    return (x * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
+
+
 class PreparedAgent(NamedTuple):
     """Views into a ``[T, P]`` parameter tensor, made once and reused for many forward passes."""
 
@@ -164,31 +169,31 @@ class ActorCritic:
 
     def loss(self, params: torch.Tensor | PreparedAgent, samples: RolloutSamples, *, clip_ratio: float | None = None,
              value_coef: float = 0.5, entropy_coef: float = 0.0) -> AgentLoss:
-        """Per-task agent loss ``policy + value_coef * critic - entropy_coef * entropy`` (each ``[T]``).
-
-        Policy loss: PPO's clipped surrogate ``mean(max(-A r, -A clip(r, 1 - c, 1 + c)))`` with
-        ``r = exp(log_prob - old_log_prob)`` when ``clip_ratio`` is given, else the vanilla policy gradient
-        (A2C) ``-mean(A log_prob)``. Critic loss: ``mean((V - returns)^2)``. Means run over each task's entries
-        whose ``samples.mask`` is 1.
-        """
+        """Per-task agent loss ``policy + value_coef * critic - entropy_coef * entropy`` (each ``[T]``): the
+        ``policy_loss``, the ``critic_loss`` and the policy's entropy."""
         prepared = self._prepared(params)
-        mean, log_std = self.policy(prepared, samples.obs)
-        log_probs = self.log_prob(mean, log_std, samples.actions)
-        advantages, mask = samples.advantages, samples.mask
-        count = mask.sum(-1).clamp_min(1.0)
-
-        def masked_mean(x: torch.Tensor) -> torch.Tensor:
-            return (x * mask).sum(-1) / count
-
-        if clip_ratio is None:
-            policy = masked_mean(-advantages * log_probs)
-        else:
-            ratio = torch.exp(log_probs - samples.old_log_probs)
-            clipped = torch.clamp(ratio, 1.0 - clip_ratio, 1.0 + clip_ratio)
-            policy = masked_mean(torch.maximum(-advantages * ratio, -advantages * clipped))
-        critic = masked_mean((self.value(prepared, samples.obs) - samples.returns).square())
-        entropy = self.entropy(log_std)
+        policy = self.policy_loss(prepared, samples, clip_ratio)
+        critic = self.critic_loss(prepared, samples)
+        entropy = self.entropy(prepared.log_std)
         return AgentLoss(policy + value_coef * critic - entropy_coef * entropy, policy, critic, entropy)
+
+    def policy_loss(self, params: torch.Tensor | PreparedAgent, samples: RolloutSamples,
+                    clip_ratio: float | None = None) -> torch.Tensor:
+        """PPO's clipped surrogate ``mean(max(-A r, -A clip(r, 1 - c, 1 + c)))`` with
+        ``r = exp(log_prob - old_log_prob)`` when ``clip_ratio`` is given, else the vanilla policy gradient
+        (A2C) ``-mean(A log_prob)``; the mean runs over each task's entries whose ``samples.mask`` is 1: ``[T]``."""
+        mean, log_std = self.policy(params, samples.obs)
+        log_probs = self.log_prob(mean, log_std, samples.actions)
+        advantages = samples.advantages
+        if clip_ratio is None:
+            return _masked_mean(-advantages * log_probs, samples.mask)
+        ratio = torch.exp(log_probs - samples.old_log_probs)
+        clipped = torch.clamp(ratio, 1.0 - clip_ratio, 1.0 + clip_ratio)
+        return _masked_mean(torch.maximum(-advantages * ratio, -advantages * clipped), samples.mask)
+
+    def critic_loss(self, params: torch.Tensor | PreparedAgent, samples: RolloutSamples) -> torch.Tensor:
+        """The critic's ``mean((V - returns)^2)`` over each task's entries whose ``samples.mask`` is 1: ``[T]``."""
+        return _masked_mean((self.value(params, samples.obs) - samples.returns).square(), samples.mask)
 
     def modules(self, params: torch.Tensor) -> ActorCriticModules:
         """One parameter vector ``[P]`` as ``nn.Sequential`` actor and critic (copies) and the ``log_std``."""

@@ -10,6 +10,9 @@ critic):
 * ``"critic"``: the critic's squared TD error against the batch's fixed targets (TD(lambda) returns; TD3:
   one-step targets from theta's target networks).
 
+Both are the agents' own losses (``ActorCritic.policy_loss``/``critic_loss``, ``TD3Agent.actor_loss``/
+``critic_loss`` against ``td_target``), the ones the inner loops descend, on all the tasks' transitions pooled.
+
 At theta the policy surrogate's gradient is the inner loop's first policy-gradient step, so the surface shows
 which way adaptation starts from each point; it is not the return. The planes are the supervised ones
 (``reptile_engine.landscape``): random filter-normalized directions, the meta-trajectory's PCA, or the plane
@@ -19,51 +22,51 @@ through the agent's batched forward in chunks under a memory budget.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
+from reptile_engine.config import RLConfig
 from reptile_engine.landscape import (
-    DEFAULT_MEMORY_BUDGET,
     DegeneratePlane,
     LandscapeSlice,
     Plane,
-    grid_axes,
     pca_plane,
     project,
     random_plane,
     task_plane,
 )
+from reptile_engine.landscape_grid import DEFAULT_MEMORY_BUDGET, grid_axes
+from reptile_engine.rl.agents import ActorCritic
+from reptile_engine.rl.buffers import ReplaySamples, RolloutSamples
+from reptile_engine.rl.onpolicy import clip_ratio, prepare_advantages
+from reptile_engine.rl.runner import Rollout
 
-SURROGATE_LABELS = {"policy": "policy loss (surrogate on a fixed batch)",
-                    "critic": "critic TD loss (on a fixed batch)"}
 MAX_TRANSITIONS = 1024
 """Transitions kept in the fixed batch: enough for a smooth surface, few enough for a 41 x 41 grid in a second."""
 
-
-class SurrogateBatch(NamedTuple):
-    """Fixed transitions ``[M, ...]`` (one row of the batch dimension, shared by every grid point)."""
-
-    obs: torch.Tensor
-    actions: torch.Tensor
-    old_log_probs: torch.Tensor
-    advantages: torch.Tensor
-    targets: torch.Tensor
-    next_obs: torch.Tensor
-    not_terminated: torch.Tensor
+Losses = Callable[[torch.Tensor], torch.Tensor]
+"""A surrogate: grid points' parameters ``[G, P]`` in, one loss per point ``[G]`` out."""
 
 
-def subsample(batch: SurrogateBatch, generator: torch.Generator, limit: int = MAX_TRANSITIONS) -> SurrogateBatch:
-    """At most ``limit`` transitions of ``batch``, drawn without replacement from ``generator``."""
-    count = batch.obs.shape[0]
+def subsample(fields: tuple[torch.Tensor, ...], generator: torch.Generator,
+              limit: int = MAX_TRANSITIONS) -> tuple[torch.Tensor, ...]:
+    """At most ``limit`` rows of ``fields`` (each ``[M, ...]``), the same rows of each, drawn without replacement."""
+    count = fields[0].shape[0]
     if count <= limit:
-        return batch
-    keep = torch.randperm(count, generator=generator)[:limit].to(batch.obs.device)
-    return SurrogateBatch(*(field[keep] for field in batch))
+        return fields
+    keep = torch.randperm(count, generator=generator)[:limit].to(fields[0].device)
+    return tuple(field[keep] for field in fields)
 
 
-def surface(losses, plane: Plane, *, resolution: int, span: float, width: int, transitions: int,
+def _expanded(batch: Any, points: int) -> Any:
+    """A one-row batch ``[1, M, ...]`` as a view for ``points`` grid points ``[G, M, ...]``."""
+    return type(batch)(*(field.expand(points, *field.shape[1:]) for field in batch))
+
+
+def surface(losses: Losses, plane: Plane, *, resolution: int, span: float, width: int, transitions: int,
             memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET) -> np.ndarray:
     """``losses(params [G, P]) -> [G]`` over the grid, float64 ``[R, R]`` (rows follow ``b``, columns ``a``).
 
@@ -100,7 +103,7 @@ def make_plane(kind: str, layout, theta: torch.Tensor, *, generator: torch.Gener
     return task_plane(theta, phis[0], phis[1])
 
 
-def compute_rl_slice(losses, layout, theta: torch.Tensor, *, loss_kind: str, plane_kind: str, resolution: int,
+def compute_rl_slice(losses: Losses, layout, theta: torch.Tensor, *, loss_kind: str, plane_kind: str, resolution: int,
                      span: float, width: int, transitions: int, generator: torch.Generator,
                      snapshots: torch.Tensor | None = None, phis: torch.Tensor | None = None,
                      frozen: Plane | None = None, iteration: int = 0) -> tuple[LandscapeSlice, Plane]:
@@ -128,62 +131,57 @@ def compute_rl_slice(losses, layout, theta: torch.Tensor, *, loss_kind: str, pla
     return result, plane
 
 
-def onpolicy_batch(samples, generator: torch.Generator, limit: int = MAX_TRANSITIONS) -> SurrogateBatch:
-    """The valid transitions of on-policy ``RolloutSamples`` ``[T, N, ...]`` (GAE done) as one fixed batch."""
+def onpolicy_batch(samples: RolloutSamples, generator: torch.Generator,
+                   limit: int = MAX_TRANSITIONS) -> RolloutSamples:
+    """The valid transitions of every task's ``RolloutSamples`` ``[T, N, ...]`` (GAE done), pooled into one fixed
+    batch ``[1, M, ...]``."""
     valid = samples.mask.reshape(-1) > 0
-    obs = samples.obs.reshape(-1, samples.obs.shape[-1])[valid]
-    empty = obs.new_zeros(obs.shape[0])
-    batch = SurrogateBatch(obs, samples.actions.reshape(-1, samples.actions.shape[-1])[valid],
-                           samples.old_log_probs.reshape(-1)[valid], samples.advantages.reshape(-1)[valid],
-                           samples.returns.reshape(-1)[valid], obs, empty)
-    return subsample(batch, generator, limit)
+    pooled = tuple(field.reshape(valid.shape[0], *field.shape[2:])[valid] for field in samples)
+    return RolloutSamples(*(field.unsqueeze(0) for field in subsample(pooled, generator, limit)))
 
 
-def onpolicy_losses(agent, batch: SurrogateBatch, kind: str, clip_ratio: float | None):
-    """``params [G, P] -> [G]``: the actor-critic's policy surrogate or critic loss on ``batch``."""
+def onpolicy_losses(agent: ActorCritic, batch: RolloutSamples, kind: str, clip: float | None) -> Losses:
+    """The actor-critic's own policy loss (PPO's with ``clip``, else A2C's) or critic loss on ``batch``."""
     def losses(params: torch.Tensor) -> torch.Tensor:
-        g = params.shape[0]
-        obs = batch.obs.expand(g, -1, -1)
+        samples = _expanded(batch, params.shape[0])
         if kind == "critic":
-            return (agent.value(params, obs) - batch.targets).square().mean(-1)
-        mean, log_std = agent.policy(params, obs)
-        log_probs = agent.log_prob(mean, log_std, batch.actions.expand(g, -1, -1))
-        if clip_ratio is None:
-            return (-batch.advantages * log_probs).mean(-1)
-        ratio = torch.exp(log_probs - batch.old_log_probs)
-        clipped = torch.clamp(ratio, 1.0 - clip_ratio, 1.0 + clip_ratio)
-        return torch.maximum(-batch.advantages * ratio, -batch.advantages * clipped).mean(-1)
+            return agent.critic_loss(params, samples)
+        return agent.policy_loss(params, samples, clip)
 
     return losses
 
 
-def offpolicy_batch(agent, theta: torch.Tensor, rollout, gamma: float, generator: torch.Generator,
-                    limit: int = MAX_TRANSITIONS) -> SurrogateBatch:
-    """Theta's transitions with one-step TD targets from theta as its own target networks (no smoothing noise)."""
+def offpolicy_batch(agent, theta: torch.Tensor, rollout: Rollout, gamma: float, generator: torch.Generator,
+                    limit: int = MAX_TRANSITIONS) -> tuple[ReplaySamples, torch.Tensor]:
+    """Theta's transitions ``[1, M, ...]`` and their TD targets ``[1, M]`` with theta as its own target networks
+    (``TD3Agent.td_target`` without smoothing noise)."""
     buffer = rollout.buffer
     valid = buffer.valid.reshape(-1)
-    obs = buffer.obs.reshape(-1, buffer.obs.shape[-1])[valid]
-    next_obs = buffer.next_obs.reshape(-1, buffer.next_obs.shape[-1])[valid]
-    actions = buffer.actions.reshape(-1, buffer.actions.shape[-1])[valid]
-    rewards = buffer.rewards.reshape(-1)[valid].to(obs.dtype)
-    not_terminated = (~buffer.terminated.reshape(-1)[valid]).to(obs.dtype)
+    fields = (buffer.obs, buffer.actions, buffer.rewards, buffer.next_obs, buffer.terminated)
+    pooled = tuple(field.reshape(valid.shape[0], *field.shape[3:])[valid] for field in fields)
+    samples = ReplaySamples(*(field.unsqueeze(0) for field in subsample(pooled, generator, limit)))
     with torch.no_grad():
-        target = theta.unsqueeze(0)
-        next_actions = agent.policy(target, next_obs.unsqueeze(0))
-        q1, q2 = agent.q_values(target, next_obs.unsqueeze(0), next_actions)
-        targets = rewards + gamma * not_terminated * torch.minimum(q1, q2)[0]
-    empty = obs.new_zeros(obs.shape[0])
-    return subsample(SurrogateBatch(obs, actions, empty, empty, targets, next_obs, not_terminated), generator, limit)
+        targets = agent.td_target(theta.unsqueeze(0), samples, gamma, torch.zeros_like(samples.actions))
+    return samples, targets
 
 
-def offpolicy_losses(agent, batch: SurrogateBatch, kind: str):
-    """``params [G, P] -> [G]``: TD3's actor loss ``-Q1(s, mu(s))`` or its twin critics' TD loss on ``batch``."""
+def offpolicy_losses(agent, batch: ReplaySamples, targets: torch.Tensor, kind: str) -> Losses:
+    """TD3's own actor loss ``-Q1(s, mu(s))`` or twin critics' TD loss against ``targets`` on ``batch``."""
     def losses(params: torch.Tensor) -> torch.Tensor:
-        g = params.shape[0]
-        obs = batch.obs.expand(g, -1, -1)
+        samples = _expanded(batch, params.shape[0])
         if kind == "critic":
-            q1, q2 = agent.q_values(params, obs, batch.actions.expand(g, -1, -1))
-            return (q1 - batch.targets).square().mean(-1) + (q2 - batch.targets).square().mean(-1)
-        return agent.actor_loss(params, obs)
+            return agent.critic_loss(params, samples, targets.expand(params.shape[0], -1))
+        return agent.actor_loss(params, samples.obs)
 
     return losses
+
+
+def surrogate(agent, rl: RLConfig, theta: torch.Tensor, rollout: Rollout, kind: str,
+              generator: torch.Generator) -> tuple[Losses, int]:
+    """The ``kind`` surrogate on theta's ``rollout`` for either agent, and its batch's transition count."""
+    if isinstance(agent, ActorCritic):
+        prepare_advantages(rollout.buffer, rl)
+        batch = onpolicy_batch(rollout.buffer.samples(), generator)
+        return onpolicy_losses(agent, batch, kind, clip_ratio(rl)), batch.obs.shape[1]
+    samples, targets = offpolicy_batch(agent, theta, rollout, rl.gamma, generator)
+    return offpolicy_losses(agent, samples, targets, kind), samples.obs.shape[1]

@@ -14,6 +14,9 @@ agents alike. It explores with Gaussian noise of a fixed ``exploration_std`` add
   loss ``mean((Q1 - y)^2) + mean((Q2 - y)^2)``;
 * every ``policy_delay``-th step: the actor on ``-mean(Q1(s, actor(s)))``, then Polyak averaging of the targets.
 
+The settings are the experiment's ``rl`` section (``reptile_engine.config.RLConfig``), read as they are; a
+call may override the actor's rate (the scheduled one), the counts and the evaluation of phi.
+
 Actor and critics are two stacked tensors ``[T, Pa]`` and ``[T, Pc]``, each with a stock ``torch.optim.Adam``:
 Adam is elementwise, so these are per-task optimizers (see ``onpolicy``), and summing the per-task losses
 gives every task its own gradient. ``phi`` is their concatenation.
@@ -25,11 +28,11 @@ gives every task its own gradient. ``phi`` is their concatenation.
 >>> agent.layout.names[::4], agent.size
 (('actor.0.weight', 'critic1.0.weight', 'critic2.0.weight'), 140)
 >>> runner = MetaEpisodeRunner(family, agent, horizon=10)
->>> config = OffPolicyConfig(updates=2, episodes=2, gradient_steps=3, batch_size=8)
+>>> rl = RLConfig(algorithm="td3", updates=2, episodes=2, gradient_steps=3, batch_size=8)
 >>> theta = agent.init(torch.Generator().manual_seed(0))
 >>> tasks = family.sample_tasks(np.random.default_rng(0), 3)
 >>> seeds = np.arange(9).reshape(3, 3)           # [K + 1 collections, T tasks]
->>> result = adapt(agent, runner, theta, tasks, seeds, config, torch.Generator().manual_seed(0))
+>>> result = adapt(agent, runner, theta, tasks, seeds, rl, torch.Generator().manual_seed(0))
 >>> tuple(result.phi.shape), result.returns.shape, sorted(result.metrics)
 ((3, 140), (3, 3), ['agent_loss', 'critic_loss', 'entropy', 'policy_loss', 'return_after', 'return_before'])
 """
@@ -38,20 +41,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
+from reptile_engine.config import RLConfig
+from reptile_engine.learner import exhaust
 from reptile_engine.models import BatchedMLP, MLPViews, ParamLayout
 from reptile_engine.rl.agents import Act
 from reptile_engine.rl.buffers import ReplayBuffer, ReplaySamples, RolloutBuffer
-from reptile_engine.rl.onpolicy import InnerLoopSettings, InnerResult, clip_grad_norm_per_task_, start_params
-from reptile_engine.rl.runner import MetaEpisodeRunner, Task, Ticks, exhaust, relay
+from reptile_engine.rl.onpolicy import (
+    InnerResult,
+    check_seeds,
+    clip_grad_norm_per_task_,
+    return_metrics,
+    start_params,
+)
+from reptile_engine.rl.runner import MetaEpisodeRunner, Task, Ticks, relay
 
-ALGORITHMS = ("td3",)
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+"""The inner Adam's constants for actor and critics (TD3's and CleanRL's)."""
 
 _HALF_LOG_2PI_E = 0.5 * math.log(2 * math.pi * math.e)
 
@@ -77,7 +89,7 @@ class TD3Modules(NamedTuple):
 class TD3Agent:
     """A deterministic tanh actor and twin Q critics in one flat parameter vector.
 
-    Duck-types what ``MetaEpisodeRunner`` and ``RLMetaLearner`` use of ``ActorCritic``; it has no ``log_std``
+    Duck-types what ``MetaEpisodeRunner`` and ``RLLearner`` use of ``ActorCritic``; it has no ``log_std``
     (``log_std_slice`` is empty) and no state value (``value`` is zero, so the runner's truncation bootstrap,
     which only on-policy learning reads, is zero too).
 
@@ -190,163 +202,111 @@ class TD3Agent:
         return TD3Modules(nn.Sequential(*actor, nn.Tanh()), critic1, critic2)
 
 
-@dataclass(frozen=True)
-class OffPolicyConfig(InnerLoopSettings):
-    """Settings of the off-policy inner loop (CleanRL-style: one field per hyperparameter).
-
-    Defaults follow TD3 and CleanRL's ``td3_continuous_action.py`` where a short inner loop allows it; the
-    learning rates and ``tau`` are larger so that a few updates from a meta-learned start make progress.
-    """
-
-    algorithm: str = "td3"
-    """``"td3"``."""
-    updates: int = 3
-    """K: rounds per task, each collecting fresh episodes and then taking ``gradient_steps`` steps."""
-    episodes: int = 5
-    """Episodes collected per task in each round (with the current actor plus exploration noise)."""
-    gradient_steps: int = 256
-    """TD3 gradient steps per round (the actor takes every ``policy_delay``-th)."""
-    batch_size: int = 256
-    """Transitions sampled per task for each gradient step."""
-    actor_lr: float = 1e-3
-    critic_lr: float = 1e-3
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_eps: float = 1e-8
-    gamma: float = 0.99
-    """Discount factor."""
-    tau: float = 0.05
-    """Polyak averaging: ``target <- target + tau * (online - target)`` after each actor step."""
-    policy_noise: float = 0.2
-    """Std of the target policy smoothing noise (``[-1, 1]`` action units)."""
-    noise_clip: float = 0.5
-    """The smoothing noise is clipped to ``[-noise_clip, noise_clip]``."""
-    policy_delay: int = 2
-    """The actor and the targets update on every ``policy_delay``-th gradient step (counted over the loop)."""
-    exploration_noise: float = 0.1
-    """Std of the Gaussian noise added to the actor's actions when collecting (``[-1, 1]`` action units)."""
-    buffer_size: int = 1_000_000
-    """Replay capacity per task (never more is allocated than the inner loop can collect)."""
-    max_grad_norm: float | None = None
-    """Clip each task's actor and critic gradients to this L2 norm; ``None`` disables clipping (as TD3)."""
-    evaluate_after: bool = True
-    """Collect one more set of episodes with the adapted actor (the return after K updates)."""
-
-    def validate(self) -> OffPolicyConfig:
-        """Return ``self`` or raise ``ValueError`` naming the field, the value and what is allowed."""
-        self._check_shared(("actor_lr", "critic_lr", "adam_beta1", "adam_beta2", "adam_eps", "gamma", "tau",
-                            "policy_noise", "noise_clip", "exploration_noise"),
-                           ("updates", "episodes", "gradient_steps", "batch_size", "policy_delay", "buffer_size"))
-        self._check("algorithm", self.algorithm in ALGORITHMS, f"one of {ALGORITHMS}")
-        self._check("actor_lr", self.actor_lr > 0, "positive")
-        self._check("critic_lr", self.critic_lr > 0, "positive")
-        self._check("tau", 0 < self.tau <= 1, "in (0, 1]")
-        self._check("policy_noise", self.policy_noise >= 0, "non-negative")
-        self._check("noise_clip", self.noise_clip >= 0, "non-negative")
-        self._check("exploration_noise", self.exploration_noise > 0, "positive")
-        return self
-
-
 def store(replay: ReplayBuffer, rollout: RolloutBuffer) -> None:
     """Every real step of a rollout into its task's replay buffer (padding is left out)."""
     replay.extend(rollout.obs.flatten(1, 2), rollout.actions.flatten(1, 2), rollout.rewards.flatten(1, 2),
                   rollout.next_obs.flatten(1, 2), rollout.terminated.flatten(1, 2), valid=rollout.valid.flatten(1, 2))
 
 
-def _step(optimizer: torch.optim.Optimizer, params: nn.Parameter, loss: torch.Tensor,
-          max_grad_norm: float | None) -> None:
+def _step(optimizer: torch.optim.Optimizer, params: nn.Parameter, loss: torch.Tensor, max_grad_norm: float) -> None:
     optimizer.zero_grad(set_to_none=True)
     loss.sum().backward()  # sum over tasks: row t of the gradient is task t's own
-    if max_grad_norm is not None:
+    if max_grad_norm > 0:
         clip_grad_norm_per_task_(params.grad, max_grad_norm)
     optimizer.step()
 
 
-def gradient_step(agent: TD3Agent, actor: nn.Parameter, critics: nn.Parameter, target: torch.Tensor,
-                  optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer], replay: ReplayBuffer,
-                  config: OffPolicyConfig, generator: torch.Generator, *,
-                  update_actor: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """One TD3 step of every task: the critics; with ``update_actor`` also the actor, then the targets.
+def draw_batch(replay: ReplayBuffer, rl: RLConfig, generator: torch.Generator) -> tuple[ReplaySamples, torch.Tensor]:
+    """The next gradient step's ``rl.batch_size`` replayed transitions per task and their target policy smoothing
+    noise ``[T, B, act_dim]`` (clipped to ``rl.noise_clip``), both from ``generator``."""
+    samples = replay.sample(generator, rl.batch_size)
+    noise = torch.randn(samples.actions.shape, generator=generator).to(samples.actions.device)
+    return samples, (noise * rl.policy_noise).clamp(-rl.noise_clip, rl.noise_clip)
 
-    ``target`` ``[T, P]`` holds the target networks and is Polyak-averaged in place. ``generator`` draws the
-    replay batch and the smoothing noise. Returns the per-task critic and actor losses ``[T]``, each measured
-    before its own step (the actor's after the critics' step, as TD3 orders them; also when it does not step).
+
+def gradient_step(agent: TD3Agent, actor: nn.Parameter, critics: nn.Parameter, target: torch.Tensor,
+                  optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer], samples: ReplaySamples,
+                  smoothing: torch.Tensor, rl: RLConfig, *, update_actor: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One TD3 step of every task on ``draw_batch``'s transitions: the critics; with ``update_actor`` also the
+    actor, then the targets.
+
+    ``target`` ``[T, P]`` holds the target networks and is Polyak-averaged in place. Returns the per-task critic
+    and actor losses ``[T]``, each measured before its own step (the actor's after the critics' step, as TD3
+    orders them; also when it does not step). ``rl.max_grad_norm`` clips each task's actor and critic gradients
+    (0: no clipping).
     """
     actor_optimizer, critic_optimizer = optimizers
-    samples = replay.sample(generator, config.batch_size)
     with torch.no_grad():
-        noise = torch.randn(samples.actions.shape, generator=generator).to(samples.actions.device)
-        smoothing = (noise * config.policy_noise).clamp(-config.noise_clip, config.noise_clip)
-        target_q = agent.td_target(target, samples, config.gamma, smoothing)
+        target_q = agent.td_target(target, samples, rl.gamma, smoothing)
     critic_loss = agent.critic_loss(agent.prepare_parts(actor.detach(), critics), samples, target_q)
-    _step(critic_optimizer, critics, critic_loss, config.max_grad_norm)
+    _step(critic_optimizer, critics, critic_loss, rl.max_grad_norm)
     with torch.set_grad_enabled(update_actor):
         actor_loss = agent.actor_loss(agent.prepare_parts(actor, critics.detach()), samples.obs)
     if update_actor:
-        _step(actor_optimizer, actor, actor_loss, config.max_grad_norm)
+        _step(actor_optimizer, actor, actor_loss, rl.max_grad_norm)
         with torch.no_grad():
-            target[:, agent.actor_slice].lerp_(actor, config.tau)
-            target[:, agent.critic_slice].lerp_(critics, config.tau)
+            target[:, agent.actor_slice].lerp_(actor, rl.tau)
+            target[:, agent.critic_slice].lerp_(critics, rl.tau)
     return critic_loss.detach(), actor_loss.detach()
 
 
 def adapt(agent: TD3Agent, runner: MetaEpisodeRunner, theta: torch.Tensor, tasks: Sequence[Task],
-          seeds: np.ndarray | Sequence[Sequence[int]], config: OffPolicyConfig,
-          generator: torch.Generator) -> InnerResult:
-    """Adapt theta to every task with ``config.updates`` rounds of TD3; see the module docstring.
+          seeds: np.ndarray | Sequence[Sequence[int]], rl: RLConfig, generator: torch.Generator, *,
+          lr: float | None = None, updates: int | None = None, episodes: int | None = None,
+          evaluate_after: bool = True) -> InnerResult:
+    """Adapt theta to every task with ``updates`` (default ``rl.updates``) rounds of TD3; see the module docstring.
 
-    ``seeds`` is ``[config.collections, T]``: row ``k`` seeds the episodes collected in round ``k`` (the last
-    row, with ``evaluate_after``, the evaluation episodes; all with exploration noise). ``generator`` draws the
-    replay batches and the target smoothing noise. Neither ``theta`` nor the runner's state is modified.
-    Metrics: ``critic_loss`` and ``policy_loss`` (the actor's) averaged over tasks and gradient steps,
-    ``agent_loss`` their sum, ``entropy`` the exploration noise's (``TD3Agent.exploration_entropy``), and
-    ``return_before``/``return_after`` as on-policy.
+    ``lr`` is the actor's rate (default ``rl.actor_lr``, the scheduled rate during training; the critics keep
+    ``rl.critic_lr``). ``seeds`` is ``[collections(updates, evaluate_after), T]``: row ``k`` seeds the episodes
+    collected in round ``k`` (the last row, with ``evaluate_after``, the evaluation episodes; all with
+    exploration noise). ``generator`` draws the replay batches and the target smoothing noise. Neither ``theta``
+    nor the runner's state is modified. Metrics: ``critic_loss`` and ``policy_loss`` (the actor's) averaged over
+    tasks and gradient steps, ``agent_loss`` their sum, ``entropy`` the exploration noise's
+    (``TD3Agent.exploration_entropy``), and ``return_before``/``return_after`` as on-policy.
     """
-    return exhaust(adapt_ticks(agent, runner, theta, tasks, seeds, config, generator))
+    return exhaust(adapt_ticks(agent, runner, theta, tasks, seeds, rl, generator, lr=lr, updates=updates,
+                               episodes=episodes, evaluate_after=evaluate_after))
 
 
 def adapt_ticks(agent: TD3Agent, runner: MetaEpisodeRunner, theta: torch.Tensor, tasks: Sequence[Task],
-                seeds: np.ndarray | Sequence[Sequence[int]], config: OffPolicyConfig,
-                generator: torch.Generator) -> Ticks[InnerResult]:
+                seeds: np.ndarray | Sequence[Sequence[int]], rl: RLConfig, generator: torch.Generator, *,
+                lr: float | None = None, updates: int | None = None, episodes: int | None = None,
+                evaluate_after: bool = True) -> Ticks[InnerResult]:
     """``adapt`` as ``Ticks``: yields the updates done so far after every environment and gradient step."""
-    config = config.validate()
     tasks = list(tasks)
-    seeds = np.asarray(seeds, dtype=np.int64)
-    if seeds.shape != (config.collections, len(tasks)):
-        raise ValueError(f"seeds must be [{config.collections}, {len(tasks)}], got {seeds.shape}")
+    updates = rl.updates if updates is None else int(updates)
+    episodes = episodes or rl.episodes
+    seeds = check_seeds(seeds, updates, evaluate_after, len(tasks))
     start = start_params(theta, len(tasks)).detach()
     target = start.clone()
     actor = nn.Parameter(start[:, agent.actor_slice].clone())
     critics = nn.Parameter(start[:, agent.critic_slice].clone())
-    betas = (config.adam_beta1, config.adam_beta2)
-    optimizers = (torch.optim.Adam([actor], lr=config.actor_lr, betas=betas, eps=config.adam_eps),
-                  torch.optim.Adam([critics], lr=config.critic_lr, betas=betas, eps=config.adam_eps))
-    capacity = max(1, min(config.buffer_size, config.updates * config.episodes * runner.horizon))
+    optimizers = (torch.optim.Adam([actor], lr=rl.actor_lr if lr is None else lr, betas=ADAM_BETAS, eps=ADAM_EPS),
+                  torch.optim.Adam([critics], lr=rl.critic_lr, betas=ADAM_BETAS, eps=ADAM_EPS))
+    capacity = max(1, min(rl.buffer_size, updates * episodes * runner.horizon))
     replay = ReplayBuffer(capacity, agent.obs_dim, agent.act_dim, len(tasks), device=start.device)
 
     def phi() -> torch.Tensor:
         return torch.cat([actor.detach(), critics.detach()], dim=-1)
 
     returns, losses, steps = [], [], 0
-    for k in range(config.updates):
-        rollout = yield from relay(runner.collect_steps(phi(), tasks, seeds[k], config.episodes), k)
+    for k in range(updates):
+        rollout = yield from relay(runner.collect_steps(phi(), tasks, seeds[k], episodes), k)
         returns.append(rollout.episode_returns.mean(axis=1))
         store(replay, rollout.buffer)
-        for _ in range(config.gradient_steps):
+        for _ in range(rl.gradient_steps):
             steps += 1
-            losses.append(torch.stack(gradient_step(agent, actor, critics, target, optimizers, replay, config,
-                                                    generator, update_actor=steps % config.policy_delay == 0)))
+            batch = draw_batch(replay, rl, generator)
+            losses.append(torch.stack(gradient_step(agent, actor, critics, target, optimizers, *batch, rl,
+                                                    update_actor=steps % rl.policy_delay == 0)))
             yield k
-    if config.evaluate_after:
-        evaluation = yield from relay(runner.collect_steps(phi(), tasks, seeds[-1], config.episodes), config.updates)
+    if evaluate_after:
+        evaluation = yield from relay(runner.collect_steps(phi(), tasks, seeds[-1], episodes), updates)
         returns.append(evaluation.episode_returns.mean(axis=1))
     metrics: dict[str, float] = {}
     if losses:
         critic_loss, policy_loss = torch.stack(losses).mean(dim=(0, 2)).tolist()
         metrics.update(agent_loss=critic_loss + policy_loss, policy_loss=policy_loss, critic_loss=critic_loss,
                        entropy=agent.exploration_entropy)
-    if returns:
-        metrics["return_before"] = float(returns[0].mean())
-    if config.evaluate_after:
-        metrics["return_after"] = float(returns[-1].mean())
+    metrics.update(return_metrics(returns, evaluate_after))
     return InnerResult(phi(), np.stack(returns) if returns else np.zeros((0, len(tasks))), metrics)

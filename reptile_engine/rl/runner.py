@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
+from reptile_engine.learner import exhaust
 from reptile_engine.rl.agents import ActorCritic
 from reptile_engine.rl.buffers import RolloutBuffer
 from reptile_engine.rl.families.base import TaskFamily
@@ -55,18 +56,12 @@ from reptile_engine.rl.families.base import TaskFamily
 Task = Mapping[str, Any]
 T = TypeVar("T")
 
+SEED_HIGH = 2**62
+"""Episode seeds are drawn from ``[0, SEED_HIGH)``."""
+
 Ticks = Generator[Any, None, T]
 """Long work written as a generator: it yields now and then (a chance to report progress or to stop it
 early by closing it) and returns its result."""
-
-
-def exhaust(ticks: Ticks[T]) -> T:
-    """Run ``ticks`` to its end and return its result, ignoring what it yields on the way."""
-    while True:
-        try:
-            next(ticks)
-        except StopIteration as done:
-            return done.value
 
 
 def relay(ticks: Ticks[T], value: Any) -> Ticks[T]:

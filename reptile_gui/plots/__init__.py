@@ -13,8 +13,9 @@ rollouts; the adaptation curve and the loss landscape serve both.
 """
 
 from reptile_gui.plots.adaptation_curve import AdaptationCurvePlot
-from reptile_gui.plots.base import PALETTE, Palette, StorePlot
+from reptile_gui.plots.base import StorePlot
 from reptile_gui.plots.landscape import LandscapePlot
+from reptile_gui.plots.palette import PALETTE, Palette
 from reptile_gui.plots.rl_curves import ReturnsPlot, RLLossPlot
 from reptile_gui.plots.rollouts import RolloutPlot
 from reptile_gui.plots.series import SeriesPlot

@@ -11,9 +11,10 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QWidget
 
-from reptile_gui.plots.base import PALETTE, ElidedLabel, StorePlot, name_control
+from reptile_gui.plots.base import ElidedLabel, StorePlot, name_control
+from reptile_gui.plots.palette import PALETTE
 from reptile_gui.store import RunStore
-from reptile_gui.widgets._util import blocked
+from reptile_gui.toolkit import blocked
 
 __all__ = ["AdaptationCurvePlot"]
 

@@ -13,23 +13,17 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QMetaMethod, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QMetaMethod, QRectF, Qt, Signal
 from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (
-    QAbstractButton,
-    QAbstractSlider,
-    QAbstractSpinBox,
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMessageBox,
     QPushButton,
     QVBoxLayout,
@@ -38,73 +32,13 @@ from PySide6.QtWidgets import (
 from superqt import QElidingLabel
 
 from reptile_gui import export
+from reptile_gui.plots.items import DecadeAxis, style_plot_item, use_title_label
+from reptile_gui.plots.legend import LegendPlacement
+from reptile_gui.plots.palette import PALETTE
 from reptile_gui.store import RunStore
+from reptile_gui.toolkit.naming import NAMED_CONTROLS, name_control
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Palette:
-    """The colours every plot uses, so a concept looks the same everywhere."""
-
-    meta_init: str = "#1550b0"        # strong blue: the meta-learned initialisation
-    scratch: str = "#8c8c8c"          # grey: a randomly initialised network
-    pre_adaptation: str = "#e8710a"   # orange: before the inner loop (0 steps)
-    post_adaptation: str = "#1f77b4"  # blue: after the inner loop (K steps)
-    intermediate: str = "#2ca02c"     # green: steps between 0 and K
-    marker: str = "#7b3fa0"           # purple: hyperparameter changes
-    truth: str = "#000000"            # black: the true function
-    support: str = "#d62728"          # red: the support points
-    policy_loss: str = "#d62728"      # red: the actor's loss (meta-RL)
-    critic_loss: str = "#17becf"      # teal: the critic's loss (meta-RL)
-    agent_loss: str = "#333333"       # near black: their weighted sum (meta-RL)
-    goal: str = "#ffbf00"             # amber: what a meta-RL task's agent should reach
-    background: str = "#ffffff"
-    foreground: str = "#222222"       # axes, ticks, labels
-    grid_alpha: float = 0.15
-
-    def color(self, name: str, alpha: float = 1.0) -> QColor:
-        """A ``QColor`` for a palette entry with opacity ``alpha`` (0..1)."""
-        return translucent(getattr(self, name), alpha)
-
-
-def translucent(color: str, alpha: float) -> QColor:
-    """``color`` (a name or ``#rrggbb``) with opacity ``alpha`` (0..1)."""
-    result = QColor(color)
-    result.setAlphaF(float(np.clip(alpha, 0.0, 1.0)))
-    return result
-
-
-PALETTE = Palette()
-
-BETWEEN_COLORS: tuple[str, ...] = (PALETTE.intermediate, "#17becf", PALETTE.marker, "#bcbd22")
-"""Colours of the adaptation steps between 0 and K, in order."""
-
-
-def step_color(index: int, steps: tuple[int, ...]) -> str:
-    """The colour of adaptation step ``steps[index]``: orange before adaptation (0 steps), blue after the
-    last step, green and then other colours in between (the task view and the rollout view agree)."""
-    if steps[index] == 0:
-        return PALETTE.pre_adaptation
-    if index == len(steps) - 1:
-        return PALETTE.post_adaptation
-    return BETWEEN_COLORS[(index - 1) % len(BETWEEN_COLORS)]
-
-#: Controls the accessibility test checks for an objectName and an accessibleName.
-CONTROL_TYPES = (QAbstractButton, QAbstractSlider, QComboBox, QAbstractSpinBox)
-
-
-def name_control(widget: QWidget, object_name: str, accessible_name: str, tooltip: str | None = None) -> None:
-    """Give a control its object name (for tests and styles) and accessible name (for screen readers)."""
-    widget.setObjectName(object_name)
-    widget.setAccessibleName(accessible_name)
-    if tooltip:
-        widget.setToolTip(tooltip)
-    if isinstance(widget, QAbstractSpinBox):
-        editor = widget.findChild(QLineEdit)
-        if editor is not None:
-            editor.setObjectName(f"{object_name}_text")
-            editor.setAccessibleName(f"{accessible_name} (typed value)")
 
 
 class ElidedLabel(QElidingLabel):
@@ -122,74 +56,6 @@ class ElidedLabel(QElidingLabel):
     def _update_tooltip(self) -> None:
         shortened = QLabel.text(self) != self.full_text()  # QLabel holds the shortened text
         self.setToolTip(self.full_text() if shortened else "")
-
-
-class TitleLabel(pg.LabelItem):
-    """A plot title that never sets the plot's minimum width (pyqtgraph's title makes its text's width the
-    plot's minimum, so a long title pushes the graph's right edge out of a narrow window)."""
-
-    def updateMin(self) -> None:  # noqa: N802 (pyqtgraph's name)
-        super().updateMin()
-        self.setMinimumWidth(0)
-        height = self._sizeHint[Qt.SizeHint.MinimumSize][1]
-        self._sizeHint[Qt.SizeHint.MinimumSize] = (0, height)
-
-
-class PlotLegend(pg.LegendItem):
-    """A legend that remembers when the user dragged it (it then stays where it was put)."""
-
-    moved_by_user = False
-
-    def mouseDragEvent(self, ev) -> None:  # noqa: N802 (pyqtgraph's name)
-        super().mouseDragEvent(ev)
-        if ev.isAccepted():
-            self.moved_by_user = True
-
-
-#: How long after a redraw, resize or change of range the legend finds its corner (and so how often at most).
-LEGEND_DELAY_MS = 60
-
-#: The four corners a legend inside the graph can take, as pyqtgraph offsets.
-LEGEND_CORNERS: tuple[tuple[int, int], ...] = ((-10, 10), (10, 10), (-10, -10), (10, -10))
-
-
-def _polyline_pixels(x: np.ndarray, y: np.ndarray, joined: bool, step: float = 6.0,
-                     limit: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """Points along a curve in pixels: its vertices (at most ``limit``) and, for a line, points every
-    ``step`` pixels along each segment, so that a line crossing a corner counts even without a vertex there."""
-    keep = np.isfinite(x) & np.isfinite(y)
-    if len(x) > limit:
-        index = np.linspace(0, len(x) - 1, limit).astype(int)
-        x, y, keep = x[index], y[index], keep[index]
-    if not joined or len(x) < 2:
-        return x[keep], y[keep]
-    dx, dy = np.diff(x), np.diff(y)
-    usable = keep[:-1] & keep[1:]
-    counts = np.where(usable, np.ceil(np.hypot(np.where(usable, dx, 0), np.where(usable, dy, 0)) / step), 0)
-    counts = counts.clip(0, 400).astype(int)
-    segment = np.repeat(np.arange(len(dx)), counts)
-    fraction = (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)) / np.repeat(
-        np.maximum(counts, 1), counts)
-    return (np.concatenate([x[keep], x[segment] + fraction * dx[segment]]),
-            np.concatenate([y[keep], y[segment] + fraction * dy[segment]]))
-
-
-class DecadeAxis(pg.AxisItem):
-    """An axis whose log mode labels decades first and 2..9 only where there is room.
-
-    pyqtgraph puts all of 1, 2, ..., 9 on one tick level when fewer than three decades show, and
-    then labels every one of them, a crowded column of digits.
-    """
-
-    MAX_DECADES = 6  # beyond this, pyqtgraph's own spacing of decades is better
-
-    def logTickValues(self, minVal, maxVal, size, stdTicks):  # noqa: N802,N803 (pyqtgraph's names)
-        if not (np.isfinite(minVal) and np.isfinite(maxVal)) or maxVal - minVal > self.MAX_DECADES:
-            return super().logTickValues(minVal, maxVal, size, stdTicks)
-        first, last = int(np.floor(minVal)), int(np.ceil(maxVal))
-        decades = [float(v) for v in range(first, last + 1) if minVal <= v <= maxVal]
-        minor = [v + np.log10(m) for v in range(first, last) for m in range(2, 10)]
-        return [(1.0, decades), (None, [v for v in minor if minVal < v < maxVal])]
 
 
 class StorePlot(QWidget):
@@ -251,9 +117,10 @@ class StorePlot(QWidget):
         name_control(self.plot_widget, f"{self.plot_name}_graph", f"{self.title} graph")
         self.plot_item: pg.PlotItem = self.plot_widget.getPlotItem()
         self.view_box: pg.ViewBox = self.plot_item.getViewBox()
-        self._use_title_label()
-        self._style_plot_item()
-        self._make_legend()
+        use_title_label(self.plot_item)
+        style_plot_item(self.plot_item)
+        self._legend_placement = LegendPlacement(self)
+        self.legend = self._legend_placement.legend
 
         self.placeholder = pg.TextItem(self.empty_text, color="#888888", anchor=(0.5, 0.5))
         self.placeholder.setParentItem(self.view_box)  # in the view box's frame: stays put on pan/zoom
@@ -278,120 +145,14 @@ class StorePlot(QWidget):
         """A custom ``ViewBox`` for the plot item, or ``None`` for pyqtgraph's."""
         return None
 
-    def _use_title_label(self) -> None:
-        """Put a :class:`TitleLabel` where pyqtgraph's title goes (``setTitle`` then fills it)."""
-        layout = self.plot_item.layout
-        old = self.plot_item.titleLabel
-        layout.removeItem(old)
-        self.plot_item.scene().removeItem(old)
-        self.plot_item.titleLabel = TitleLabel("", size="10pt", parent=self.plot_item)
-        layout.addItem(self.plot_item.titleLabel, 0, 0, 1, 6)  # centred over the whole plot, colour bar too
-        self.plot_item.setTitle(None)
-
-    def _make_legend(self) -> None:
-        style = {"brush": pg.mkBrush(255, 255, 255, 185), "pen": pg.mkPen("#c8c8c8"),
-                 "labelTextColor": PALETTE.foreground, "labelTextSize": "9pt", "verSpacing": -4}
-        self.legend_corner = self.legend_offset
-        if self.legend_below:
-            self.legend = PlotLegend(offset=None, **style)
-            self.plot_item.layout.addItem(self.legend, 4, 1)  # under the bottom axis
-            self.plot_item.geometryChanged.connect(self._fit_legend_columns)
-        else:
-            self.legend = PlotLegend(offset=self.legend_offset, **style)
-            self.legend.setParentItem(self.view_box)
-        self.plot_item.legend = self.legend  # named items added later join it
-        # Re-place the legend once things settle after a redraw, a resize or a change of the range.
-        self._legend_timer = QTimer(self)
-        self._legend_timer.setSingleShot(True)
-        self._legend_timer.setInterval(LEGEND_DELAY_MS)
-        self._legend_timer.timeout.connect(self._place_legend)
-        self.view_box.sigResized.connect(self._schedule_legend)
-        self.view_box.sigRangeChanged.connect(self._schedule_legend)
-
-    def _schedule_legend(self, *_) -> None:
-        """Place the legend ``LEGEND_DELAY_MS`` from now, at most that often (a live plot redraws faster)."""
-        if not self._legend_timer.isActive():
-            self._legend_timer.start()
+    @property
+    def legend_corner(self) -> tuple[int, int]:
+        """The legend's preferred corner now (``legend_offset`` until :meth:`set_legend_corner`)."""
+        return self._legend_placement.corner
 
     def set_legend_corner(self, offset: tuple[int, int]) -> None:
         """Make ``offset`` the legend's preferred corner (it still avoids covering data)."""
-        self.legend_corner = offset
-        self._place_legend()
-
-    def _place_legend(self) -> None:
-        """Put the legend in the corner of the graph that covers the fewest data points, preferring its
-        preferred corner and then the one it is in (so it does not jump about as data comes)."""
-        legend = self.legend
-        if self.legend_below:
-            self._fit_legend_columns()
-            return
-        if legend.moved_by_user or not legend.items:
-            return
-        box = self.view_box.boundingRect()
-        if box.width() < 1 or box.height() < 1:
-            return
-        xs, ys = self._data_pixels(box)
-        width, height = legend.width() + 12, legend.height() + 12  # the corner margin and half a symbol
-
-        def covered(offset: tuple[int, int]) -> int:
-            left = xs < width if offset[0] > 0 else xs > box.width() - width
-            top = ys < height if offset[1] > 0 else ys > box.height() - height
-            return int(np.count_nonzero(left & top))
-
-        placed = legend.opts["offset"]
-        current = (int(placed[0]), int(placed[1])) if placed is not None else self.legend_corner
-        order = [self.legend_corner, current, *LEGEND_CORNERS]
-        best = min(order, key=lambda corner: (covered(corner), order.index(corner)))
-        if best != current:
-            legend.setOffset(best)
-
-    def _fit_legend_columns(self) -> None:
-        """Lay a legend under the graph out in as many columns as fit the graph's width (rows fill first)."""
-        entries = [sample.width() + label.itemRect().width() + 12 for sample, label in self.legend.items]
-        if not entries:
-            return
-        room = self.available_width() - (self.plot_item.width() - self.view_box.width()) - 16  # axes, colour bar
-        columns = next((n for n in range(len(entries), 1, -1)
-                        if sum(max(entries[c::n]) for c in range(n)) <= room), 1)
-        if self.legend.columnCount != columns:
-            self.legend.setColumnCount(columns)
-            self.fit_to_view()
-
-    def _data_pixels(self, box: QRectF) -> tuple[np.ndarray, np.ndarray]:
-        """Where the visible data items' points are in the view box, in pixels from its top left."""
-        view = self.view_box.viewRect()
-        if view.width() <= 0 or view.height() <= 0:
-            return np.empty(0), np.empty(0)
-        xs, ys = [], []
-        for item in self.plot_item.listDataItems():
-            if not item.isVisible():
-                continue
-            x, y = item.getData()
-            if x is None or y is None or len(x) == 0:
-                continue
-            px = (np.asarray(x, dtype=np.float64) - view.left()) / view.width() * box.width()
-            py = (view.bottom() - np.asarray(y, dtype=np.float64)) / view.height() * box.height()
-            joined = isinstance(item, pg.PlotDataItem) and item.opts.get("pen") is not None
-            px, py = _polyline_pixels(px, py, joined)
-            xs.append(px)
-            ys.append(py)
-        if not xs:
-            return np.empty(0), np.empty(0)
-        return np.concatenate(xs), np.concatenate(ys)
-
-    def _style_plot_item(self) -> None:
-        item = self.plot_item
-        item.showGrid(x=True, y=True, alpha=PALETTE.grid_alpha)
-        for side in ("left", "bottom"):
-            axis = item.getAxis(side)
-            axis.setPen(pg.mkPen(PALETTE.foreground))
-            axis.setTextPen(pg.mkPen(PALETTE.foreground))
-            # Fewer minor labels than pyqtgraph's default, so log axes label decades, not 2, 3, ... 9.
-            axis.setStyle(textFillLimits=[(0, 0.8), (2, 0.35), (4, 0.25), (6, 0.15)])
-            # A fixed label: the SI-prefix label is re-rendered as HTML on every range change otherwise.
-            axis.enableAutoSIPrefix(False)
-        item.getViewBox().setBackgroundColor(None)
-        item.setMenuEnabled(True)
+        self._legend_placement.set_corner(offset)
 
     def _center_placeholder(self, *_) -> None:
         self.placeholder.setPos(self.view_box.boundingRect().center())
@@ -469,14 +230,12 @@ class StorePlot(QWidget):
     def _add_export_actions(self) -> None:
         menu = self.view_box.menu
         menu.addSeparator()
-        for kind, label, slot in (("png", "Export PNG…", self._export_png_dialog),
-                                  ("svg", "Export SVG…", self._export_svg_dialog),
-                                  ("csv", "Export CSV…", self._export_csv_dialog)):
-            action = QAction(label, menu)
-            action.setObjectName(f"{self.plot_name}_export_{kind}")
-            action.triggered.connect(slot)
+        for suffix in export.FORMATS:
+            action = QAction(f"Export {suffix.upper()}…", menu)
+            action.setObjectName(f"{self.plot_name}_export_{suffix}")
+            action.triggered.connect(lambda _=False, suffix=suffix: self._export_dialog(suffix))
             menu.addAction(action)
-            self.export_actions[kind] = action
+            self.export_actions[suffix] = action
 
     def _name_internal_controls(self) -> None:
         """Name the sub-controls Qt and pyqtgraph create for us (scroll bars of the graphics view)."""
@@ -488,7 +247,7 @@ class StorePlot(QWidget):
     def _finish_init(self) -> None:
         """End of a subclass's ``__init__``: name any control still unnamed, then draw."""
         for widget in self.findChildren(QWidget):
-            if isinstance(widget, CONTROL_TYPES) and not (widget.objectName() and widget.accessibleName()):
+            if isinstance(widget, NAMED_CONTROLS) and not (widget.objectName() and widget.accessibleName()):
                 owner = widget.parentWidget()
                 while owner is not None and owner is not self and not owner.objectName():
                     owner = owner.parentWidget()
@@ -532,7 +291,7 @@ class StorePlot(QWidget):
             return False
         self._drawn_key = key
         self._redraw()
-        self._schedule_legend()
+        self._legend_placement.schedule()
         cost = time.perf_counter() - start
         slow = cost > self.SLOW_REDRAW_S and self.data_size() >= self.THROTTLE_MIN_POINTS
         self._not_before = start + cost / self.MAX_DUTY if slow else 0.0
@@ -591,22 +350,20 @@ class StorePlot(QWidget):
         header, columns = self.csv_table()
         return export.write_csv(path, header, columns)
 
-    def _export_dialog(self, kind: str, file_filter: str) -> None:
-        start = os.path.join(StorePlot._last_export_dir or os.getcwd(), f"{self.plot_name}.{kind}")
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {self.title} as {kind.upper()}", start,
-                                              file_filter)
+    def _export_dialog(self, suffix: str) -> None:
+        """Ask where to write this plot in ``suffix``'s format and write it there; a failure is reported
+        by ``exportFailed`` (or a message box when nothing is connected)."""
+        export_format = export.FORMATS[suffix]
+        start = os.path.join(StorePlot._last_export_dir or os.getcwd(), f"{self.plot_name}.{suffix}")
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {self.title} as {suffix.upper()}", start,
+                                              export_format.file_filter)
         if not path:
             return
-        if not path.lower().endswith(f".{kind}"):
-            path += f".{kind}"
+        if not path.lower().endswith(f".{suffix}"):
+            path += f".{suffix}"
         StorePlot._last_export_dir = os.path.dirname(path)
         try:
-            if kind == "png":
-                self.export_png(path)
-            elif kind == "svg":
-                self.export_svg(path)
-            else:
-                self.export_csv(path)
+            export_format.write(self, Path(path))
         except export.ExportError as exc:
             log.warning("%s", exc)
             self.exportFailed.emit(str(exc))
@@ -618,12 +375,3 @@ class StorePlot(QWidget):
                 box.open()
             return
         self.exportFinished.emit(path)
-
-    def _export_png_dialog(self) -> None:
-        self._export_dialog("png", "PNG images (*.png)")
-
-    def _export_svg_dialog(self) -> None:
-        self._export_dialog("svg", "SVG drawings (*.svg)")
-
-    def _export_csv_dialog(self) -> None:
-        self._export_dialog("csv", "CSV tables (*.csv)")

@@ -21,7 +21,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QWidget
 
-from reptile_gui.plots.base import PALETTE, StorePlot, step_color, translucent
+from reptile_gui.plots.base import StorePlot
+from reptile_gui.plots.palette import PALETTE, step_color, translucent
 from reptile_gui.store import RunStore
 
 __all__ = ["RolloutPlot"]

@@ -15,10 +15,11 @@ from typing import ClassVar
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QWidget
+from PySide6.QtWidgets import QAbstractSlider, QCheckBox, QComboBox, QLabel, QWidget
 from superqt import QLabeledDoubleSlider
 
-from reptile_gui.plots.base import PALETTE, StorePlot, name_control
+from reptile_gui.plots.base import StorePlot, name_control
+from reptile_gui.plots.palette import PALETTE
 from reptile_gui.plots.smoothing import IncrementalEma, debiased_ema
 from reptile_gui.store import ChangeMarker, RunStore
 
@@ -134,7 +135,7 @@ class SeriesPlot(StorePlot):
         name_control(self.smoothing_slider, f"{name}_smoothing", f"{self.title} smoothing weight",
                      "Exponential moving average weight (0 = raw data), debiased as in TensorBoard")
         for child in self.smoothing_slider.findChildren(QWidget):
-            kind = "slider" if "Slider" in type(child).__name__ else "value"
+            kind = "slider" if isinstance(child, QAbstractSlider) else "value"
             name_control(child, f"{name}_smoothing_{kind}", f"{self.title} smoothing weight {kind}")
         label.setBuddy(self.smoothing_slider)
         self.controls.addWidget(label)

@@ -2,10 +2,9 @@
 
 Editing: a left click in the graph emits ``pointAdded(x, y)`` in data coordinates; a right click
 within ``REMOVE_RADIUS_PX`` pixels of a support point emits ``pointRemoved(index)`` (a right click
-elsewhere opens the usual context menu); "New task" emits ``newTaskRequested``. The plot itself never
-edits the support: the main window reads :meth:`TaskViewPlot.support_points`, adds or drops a point,
-asks the engine for a new fit, and may show the edited set at once with
-:meth:`TaskViewPlot.set_support_points` until that fit arrives.
+elsewhere opens the usual context menu); "New task" emits ``newTaskRequested``. An added or removed point
+edits the support on show at once and emits ``supportEdited(x values, y values)`` with the whole edited
+set, for the main window to ask the engine for a new fit; the next fit from the store replaces the set.
 """
 
 from __future__ import annotations
@@ -17,7 +16,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QWidget
 
-from reptile_gui.plots.base import PALETTE, StorePlot, step_color
+from reptile_gui.plots.base import StorePlot
+from reptile_gui.plots.palette import PALETTE, step_color
 from reptile_gui.store import RunStore
 
 __all__ = ["TaskViewPlot"]
@@ -44,7 +44,8 @@ class _EditableViewBox(pg.ViewBox):
 class TaskViewPlot(StorePlot):
     """Draws ``store.task_fit``: truth (thin black), support (red dots), predictions after each step.
 
-    Signals: ``pointAdded(float, float)``, ``pointRemoved(int)``, ``newTaskRequested()``.
+    Signals: ``pointAdded(float, float)``, ``pointRemoved(int)``, ``supportEdited(tuple, tuple)``,
+    ``newTaskRequested()``.
     Public items: ``truth_curve``, ``support_scatter``, ``prediction_curves`` (a pool; the first
     ``len(fit.steps)`` are visible, in the order of ``fit.steps``), ``new_task_button``.
     """
@@ -59,6 +60,7 @@ class TaskViewPlot(StorePlot):
 
     pointAdded = Signal(float, float)
     pointRemoved = Signal(int)
+    supportEdited = Signal(object, object)
     newTaskRequested = Signal()
 
     def __init__(self, store: RunStore, parent: QWidget | None = None):
@@ -81,6 +83,8 @@ class TaskViewPlot(StorePlot):
             "Click to add a support point · right-click a point to remove it", "New task", "New task",
             "Draw another task from the distribution and fit it")
         self.new_task_button.clicked.connect(self.newTaskRequested)
+        self.pointAdded.connect(self._add_point)
+        self.pointRemoved.connect(self._remove_point)
 
         self.plot_widget.scene().sigMouseClicked.connect(self._on_scene_clicked)
         self._finish_init()
@@ -98,6 +102,26 @@ class TaskViewPlot(StorePlot):
         """Show an edited support set now; the next task fit from the store replaces it."""
         x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
         self._show_support(x, y)
+
+    def _edited_support(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The support to edit: the one on show (it includes edits not yet re-fitted), else the last fit's."""
+        xs, ys = self.support_points()
+        fit = self.store.task_fit
+        if not xs and fit is not None:
+            xs, ys = tuple(fit.support_x.tolist()), tuple(fit.support_y.tolist())
+        return xs, ys
+
+    def _add_point(self, x: float, y: float) -> None:
+        xs, ys = self._edited_support()
+        self._edit_support(xs + (x,), ys + (y,))
+
+    def _remove_point(self, index: int) -> None:
+        xs, ys = self._edited_support()
+        self._edit_support(xs[:index] + xs[index + 1:], ys[:index] + ys[index + 1:])
+
+    def _edit_support(self, xs: tuple[float, ...], ys: tuple[float, ...]) -> None:
+        self.set_support_points(xs, ys)
+        self.supportEdited.emit(xs, ys)
 
     def _show_support(self, x: np.ndarray, y: np.ndarray) -> None:
         if len(x) != len(y):

@@ -23,7 +23,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QStyle, QToolButton, QWidget
 from superqt import QFlowLayout
 
-from reptile_gui.widgets._util import name_widget
+from reptile_gui.toolkit import name_control
 
 SHORTCUTS: dict[str, tuple[str, ...]] = {
     "toggle": ("Space",),
@@ -107,7 +107,7 @@ class RunControls(QWidget):
             button.setAutoRaise(False)
             button.setDefaultAction(self._actions["pause" if name == "pause_resume" else name])
             object_name = "pauseResumeButton" if name == "pause_resume" else f"{name}Button"
-            name_widget(button, object_name, button.text())
+            name_control(button, object_name, button.text())
             layout.addWidget(button)
             self.buttons[name] = button
         # Wide enough for either label, so the row does not jump when Pause becomes Resume.
@@ -116,7 +116,7 @@ class RunControls(QWidget):
         self.buttons["pause_resume"].setMinimumWidth(
             extra + max(metrics.horizontalAdvance(t) for t in ("Pause", "Resume")))
         self.state_label = QLabel(self)
-        name_widget(self.state_label, "runStateLabel", "Run state", "The state of the run")
+        name_control(self.state_label, "runStateLabel", "Run state", "The state of the run")
         self.state_label.setTextFormat(Qt.TextFormat.RichText)
         self.state_label.setContentsMargins(8, 0, 0, 0)
         metrics = self.state_label.fontMetrics()  # wide enough for any state, so the row does not reflow

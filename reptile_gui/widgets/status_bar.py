@@ -9,7 +9,8 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QLabel, QStatusBar, QWidget
 
-from reptile_gui.widgets._util import change_text, name_widget
+from reptile_gui.toolkit import name_control
+from reptile_gui.widgets.change_log import change_text
 
 EMPTY = "–"
 NO_CHANGE = "No changes applied yet"
@@ -79,7 +80,7 @@ class RunStatusBar(QStatusBar):
                 self.addPermanentWidget(separator)
                 self._separators[key] = separator
             label = QLabel(self)
-            name_widget(label, f"status_{key}", caption, tip)
+            name_control(label, f"status_{key}", caption, tip)
             label.setTextFormat(Qt.TextFormat.PlainText)
             label.setFrameShape(QFrame.Shape.NoFrame)
             if widest:

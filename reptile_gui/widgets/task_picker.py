@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QWidg
 
 from reptile_engine import catalog
 from reptile_engine.presets import PRESETS
-from reptile_gui.widgets._util import blocked, format_value, name_internals, name_widget
+from reptile_gui.toolkit import blocked, format_value, name_control, name_internals
 
 LOCKED = "Locked while a run is in progress: stop the run (or reset) to change it."
 TASK_TIP = ("The task distribution or meta-RL family to meta-train on (installed plugins appear here too); "
@@ -53,10 +53,10 @@ class TaskPicker(QWidget):
         self._presets = PRESETS if presets is None else presets
 
         self.task_combo = QComboBox(self)
-        name_widget(self.task_combo, "taskCombo", "Task distribution", TASK_TIP)
+        name_control(self.task_combo, "taskCombo", "Task distribution", TASK_TIP)
         self.task_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.preset_combo = QComboBox(self)
-        name_widget(self.preset_combo, "presetCombo", "Preset", PRESET_TIP)
+        name_control(self.preset_combo, "presetCombo", "Preset", PRESET_TIP)
         self.preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.preset_combo.setPlaceholderText("choose…")
         for name, changes in self._presets.items():

@@ -91,7 +91,7 @@ if __name__ == "__main__":
     remote = RemoteTrainer(preset("quick").with_updates({"meta.iterations": 10_000_000}))
     remote.start()
     remote.events(timeout=60.0)
-    print(remote._process.pid, flush=True)
+    print(remote.pid, flush=True)
     os._exit(1)  # die without closing the trainer
 """
 
@@ -140,6 +140,13 @@ def test_flag_errors_without_a_range_are_one_line_too(capsys):
 def test_negative_values_are_values_not_flags():
     args = build_parser().parse_args(["--rl.init_log_std", "-2", "--rl.init_log_std", "-2.5e-1"])
     assert vars(args)["rl.init_log_std"] == -0.25
+
+
+def test_tensorboard_without_its_extra_is_one_line_saying_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    assert main([*TINY, "--out", str(tmp_path / "run"), "--tensorboard", str(tmp_path / "tb")]) == 2
+    message = one_line(capsys.readouterr().err)
+    assert "--tensorboard" in message and "reptile-lab[tensorboard]" in message
 
 
 def test_out_that_cannot_be_written_is_one_line_naming_out(tmp_path, capsys):

@@ -10,14 +10,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reptile_engine import errors
 from reptile_engine.config import (
     MAX_FILE_BYTES,
     ConfigError,
     ExperimentConfig,
     describe_range,
     field_info,
+    field_type,
+    get_value,
+    is_live,
     iter_fields,
     live_fields,
+    parse_value,
+    require_live,
 )
 
 LIVE = {
@@ -263,6 +269,90 @@ def test_field_info_rejects_unknown_paths():
     assert field_info("inner.lr").name == "lr"
     with pytest.raises(ConfigError):
         field_info("inner.nope")
+
+
+def test_config_error_is_the_one_from_errors():
+    assert ConfigError is errors.ConfigError
+
+
+def test_get_value_reads_every_field_by_its_dotted_path():
+    cfg = ExperimentConfig().with_updates({"inner.lr": 0.01, "seed": 7})
+    assert get_value(cfg, "inner.lr") == 0.01 and get_value(cfg, "seed") == 7
+    assert get_value(cfg, "inner") is cfg.inner
+    for path, value, _ in iter_fields(cfg):
+        assert get_value(cfg, path) == value, path
+    for path in ("inner.nope", "nosection.lr", "inner.lr.value", "validate", "kind"):
+        with pytest.raises(ConfigError) as info:
+            get_value(cfg, path)
+        assert info.value.field == path
+
+
+def test_field_type_is_the_python_type_of_every_field():
+    assert (field_type("inner.lr"), field_type("meta.meta_batch"), field_type("task.name"),
+            field_type("landscape.freeze")) == (float, int, str, bool)
+    for path, value, _ in iter_fields(ExperimentConfig()):
+        assert type(value) is field_type(path), path
+    with pytest.raises(ConfigError):
+        field_type("inner.nope")
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "expected"),
+    [("inner.lr", "0.5", 0.5), ("inner.lr", "1", 1.0), ("inner.steps", "12", 12),
+     ("inner.optimizer", "adam", "adam"), ("landscape.freeze", "TRUE", True), ("landscape.freeze", "0", False),
+     ("task.name", "point-nav-2d", "point-nav-2d")],
+)
+def test_parse_value_gives_the_field_type(path, text, expected):
+    value = parse_value(path, text)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "allowed"),
+    [("inner.lr", "fast", "a finite number in [1e-06, 10]"), ("inner.lr", "nan", "a finite number"),
+     ("inner.lr", "-inf", "a finite number"), ("inner.steps", "2.5", "an integer in [1, 1000]"),
+     ("inner.steps", "0", "an integer in [1, 1000]"), ("inner.optimizer", "rmsprop", "one of sgd, adam"),
+     ("landscape.freeze", "maybe", "true or false"), ("task.name", "", "must not be empty")],
+)
+def test_parse_value_names_the_field_and_its_range(path, text, allowed):
+    with pytest.raises(ConfigError) as info:
+        parse_value(path, text)
+    assert info.value.field == path and allowed in info.value.allowed
+
+
+def test_parse_value_rejects_unknown_paths():
+    with pytest.raises(ConfigError) as info:
+        parse_value("inner.momentum", "0.9")
+    assert info.value.field == "inner.momentum"
+
+
+def test_is_live_matches_the_metadata():
+    for path, _, _ in iter_fields(ExperimentConfig()):
+        assert is_live(path) is (path in LIVE), path
+    with pytest.raises(ConfigError):
+        is_live("inner.nope")
+
+
+def test_require_live_names_the_first_unknown_or_fixed_field():
+    require_live({"inner.lr": 0.01, "meta.lr": 0.5})
+    require_live({})
+    with pytest.raises(ConfigError) as info:
+        require_live({"inner.lr": 0.01, "model.hidden": 8, "seed": 1})
+    assert (info.value.field, info.value.value) == ("model.hidden", 8)
+    assert "cannot change during a run" in info.value.allowed
+    with pytest.raises(ConfigError) as info:
+        require_live({"inner.nope": 1})
+    assert (info.value.field, info.value.allowed) == ("inner.nope", "unknown field")
+    with pytest.raises(ConfigError) as info:
+        require_live({"seed": 1}, allowed="can change only while stopped")
+    assert info.value.allowed == "can change only while stopped"
+
+
+def test_with_updates_keeps_the_other_fields_of_each_section():
+    base = ExperimentConfig().with_updates({"meta_schedule.warmup": 10, "inner.steps": 3})
+    cfg = base.with_updates({"meta_schedule.gamma": 0.25})
+    assert cfg.meta_schedule == dataclasses.replace(base.meta_schedule, gamma=0.25)
+    assert cfg.meta_schedule.kind == "linear" and cfg.inner.steps == 3
 
 
 # --- Inputs that once raised something other than ConfigError. ---

@@ -1,28 +1,38 @@
-"""The vectorized Reptile meta-update agrees with a plain, sequential textbook implementation.
+"""The trainer's vectorized Reptile agrees with a plain, sequential textbook implementation.
 
-The reference adapts one ``nn.Module`` copy per task with a stock ``torch.optim`` optimizer, then
-interpolates ``theta <- theta + eps * (mean(phi) - theta)``. Both sides see exactly the same tasks and
-inner minibatches, drawn once per meta-iteration with the engine's own ``minibatches``.
+The reference adapts one ``nn.Module`` copy per task with hand-written SGD or Adam (beta1 = 0) steps, then
+moves theta towards the mean of the adapted parameters: the paper's interpolation for an SGD outer step, a
+hand-written Adam on the pseudo-gradient ``theta - mean(phi)`` otherwise. It sees exactly the tasks and inner
+minibatches ``Trainer.step`` drew: its random generator is a copy of the learner's, taken before each step.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
+from torch import nn
 
 from reptile_engine.algorithms.inner import InnerLoop, adapt, minibatches
-from reptile_engine.algorithms.reptile import meta_step
+from reptile_engine.algorithms.reptile import outer_step
+from reptile_engine.config import ExperimentConfig
+from reptile_engine.events import IterationMetrics
 from reptile_engine.models import BatchedMLP, FunctionalModel, build_model
 from reptile_engine.tasks.sine import SineTasks
+from reptile_engine.trainer import Trainer
 
-SIZES = [1, 32, 32, 1]
+HIDDEN = 32
 META_ITERATIONS = 50
-META_LR = 0.5
 SUPPORT = 10
 QUERY = 5
 RTOL = 1e-5
+META_LR = {"sgd": 0.5, "adam": 0.001}
+"""Adam's outer steps are sign-like where the pseudo-gradient is tiny (one inner step), so float32 rounding
+grows faster under them; at 0.001 fifty iterations stay far inside the tolerance and still move theta by 4%."""
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+"""torch.optim.Adam's defaults, which the trainer's outer Adam runs with."""
 
 # Inner settings of the float32 comparison. Adam runs at the paper's lr = 0.001: Reptile with sign-like Adam
 # inner steps amplifies rounding differences between any two correct implementations by about 1.4x per
@@ -30,8 +40,8 @@ RTOL = 1e-5
 # fifty), so a float32 comparison at 1e-5 over 50 iterations is only meaningful where the dynamics are
 # tame. The aggressive regime is checked in float64 below, where that growth still leaves many digits.
 INNER = {
-    "sgd": InnerLoop(steps=0, lr=0.02, optimizer="sgd"),
-    "adam": InnerLoop(steps=0, lr=0.001, optimizer="adam", adam_beta2=0.999, adam_eps=1e-8),
+    "sgd": {"inner.optimizer": "sgd", "inner.lr": 0.02},
+    "adam": {"inner.optimizer": "adam", "inner.lr": 0.001, "inner.adam_beta2": 0.999, "inner.adam_eps": 1e-8},
 }
 
 
@@ -39,109 +49,152 @@ def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
     return float((value - reference).norm() / reference.norm())
 
 
-def load_flat(module: torch.nn.Module, mlp: BatchedMLP, theta: torch.Tensor) -> None:
-    names = [name for name, _ in module.named_parameters()]
-    assert tuple(names) == mlp.layout.names
-    with torch.no_grad():
-        for p, view in zip(module.parameters(), mlp.layout.views(theta), strict=True):
-            p.copy_(view)
+def network(activation: str, dtype: torch.dtype = torch.float32) -> nn.Sequential:
+    """The textbook network the flat theta stands for: weights ``[out, in]`` then biases, layer by layer."""
+    act = nn.Tanh if activation == "tanh" else nn.ReLU
+    return nn.Sequential(nn.Linear(1, HIDDEN), act(), nn.Linear(HIDDEN, HIDDEN), act(), nn.Linear(HIDDEN, 1)).to(dtype)
 
 
-def reference_meta_step(
-    mlp: BatchedMLP, theta: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, inner: InnerLoop, eps: float
-) -> torch.Tensor:
-    """Sequential textbook Reptile: one module copy and one fresh optimizer per task."""
-    module = mlp.module().to(theta.dtype)
-    load_flat(module, mlp, theta)
-    steps, tasks = xs.shape[:2]
-    phis = []
-    for t in range(tasks):
-        m = copy.deepcopy(module)
-        if inner.optimizer == "sgd":
-            opt = torch.optim.SGD(m.parameters(), lr=inner.lr)
+def adapt_one(module: nn.Module, xs: torch.Tensor, ys: torch.Tensor, settings: dict) -> torch.Tensor:
+    """One task's inner loop on its own module copy; the adapted parameters, flat."""
+    params = list(module.parameters())
+    second_moments = [torch.zeros_like(p) for p in params]
+    lr = settings["inner.lr"]
+    for k in range(xs.shape[0]):
+        loss = ((module(xs[k]) - ys[k]) ** 2).mean()
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g, v in zip(params, grads, second_moments, strict=True):
+                if settings["inner.optimizer"] == "sgd":
+                    p -= lr * g
+                    continue
+                beta2 = settings["inner.adam_beta2"]
+                v.mul_(beta2).add_((1 - beta2) * g * g)
+                p -= lr * g / ((v / (1 - beta2 ** (k + 1))).sqrt() + settings["inner.adam_eps"])
+    return nn.utils.parameters_to_vector(params).detach()
+
+
+class SequentialReptile:
+    """Textbook Reptile, one task at a time (see the module docstring)."""
+
+    def __init__(self, theta: torch.Tensor, activation: str, meta_optimizer: str, meta_lr: float, inner: dict):
+        self.theta = theta.detach().clone()
+        self.module = network(activation, theta.dtype)
+        self.meta_optimizer, self.meta_lr, self.inner = meta_optimizer, meta_lr, inner
+        self.first, self.second, self.steps = torch.zeros_like(self.theta), torch.zeros_like(self.theta), 0
+
+    def step(self, xs: torch.Tensor, ys: torch.Tensor, query_x: torch.Tensor, query_y: torch.Tensor) -> float:
+        """One meta-iteration on ``xs``/``ys`` ``[steps, tasks, batch, 1]``; the mean query loss after adaptation."""
+        phis, losses = [], []
+        for t in range(xs.shape[1]):
+            task = copy.deepcopy(self.module)
+            nn.utils.vector_to_parameters(self.theta.clone(), task.parameters())
+            phis.append(adapt_one(task, xs[:, t], ys[:, t], self.inner))
+            with torch.no_grad():
+                losses.append(float(((task(query_x[t]) - query_y[t]) ** 2).mean()))
+        mean_phi = torch.stack(phis).mean(dim=0)
+        if self.meta_optimizer == "sgd":
+            self.theta = self.theta + self.meta_lr * (mean_phi - self.theta)
         else:
-            opt = torch.optim.Adam(
-                m.parameters(), lr=inner.lr, betas=(0.0, inner.adam_beta2), eps=inner.adam_eps
-            )
-        for k in range(steps):
-            loss = ((m(xs[k, t]) - ys[k, t]) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        phis.append(torch.nn.utils.parameters_to_vector(m.parameters()).detach())
-    mean_phi = torch.stack(phis).mean(dim=0)
-    return theta + eps * (mean_phi - theta)
+            grad, (beta1, beta2) = self.theta - mean_phi, ADAM_BETAS
+            self.steps += 1
+            self.first = beta1 * self.first + (1 - beta1) * grad
+            self.second = beta2 * self.second + (1 - beta2) * grad * grad
+            corrected = (self.second / (1 - beta2 ** self.steps)).sqrt() + ADAM_EPS
+            self.theta = self.theta - self.meta_lr * self.first / (1 - beta1 ** self.steps) / corrected
+        return sum(losses) / len(losses)
 
 
-def compare(
-    tasks: int,
-    steps: int,
-    batch_size: int,
-    inner: InnerLoop,
-    activation: str = "tanh",
-    dtype: torch.dtype = torch.float32,
-    iterations: int = META_ITERATIONS,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Run both implementations side by side; return (worst relative error, relative distance moved)."""
-    mlp = BatchedMLP(SIZES, activation)
-    generator = torch.Generator().manual_seed(seed)
-    theta0 = mlp.init(torch.Generator().manual_seed(7)).to(dtype)
-    theta_param = torch.nn.Parameter(theta0.clone())
-    outer = torch.optim.SGD([theta_param], lr=META_LR)
-    theta_ref = theta0.clone()
+def experiment(meta_optimizer: str, tasks: int, steps: int, batch_size: int, inner_optimizer: str,
+               activation: str = "tanh", backend: str = "auto", seed: int = 0) -> ExperimentConfig:
+    return ExperimentConfig().with_updates({
+        "task.support": SUPPORT, "task.query": QUERY, "model.hidden": HIDDEN, "model.depth": 2,
+        "model.activation": activation, "inner.steps": steps, "inner.batch_size": batch_size,
+        "inner.backend": backend, **INNER[inner_optimizer], "meta.meta_batch": tasks,
+        "meta.optimizer": meta_optimizer, "meta.lr": META_LR[meta_optimizer], "meta.iterations": META_ITERATIONS,
+        "meta_schedule.kind": "constant", "inner_schedule.kind": "constant", "seed": seed})
+
+
+def compare(cfg: ExperimentConfig) -> tuple[float, float]:
+    """Drive ``Trainer.step`` and the reference side by side; (worst relative error, relative distance moved)."""
+    trainer = Trainer(cfg)
+    theta0 = trainer.theta.detach().clone()
+    reference = SequentialReptile(theta0, cfg.model.activation, cfg.meta.optimizer, cfg.meta.lr,
+                                  inner_settings(cfg))
     worst = 0.0
-    for _ in range(iterations):
-        batch = SineTasks().sample(generator, tasks, SUPPORT, QUERY)
-        xs, ys = minibatches(
-            generator, batch.support_x.to(dtype), batch.support_y.to(dtype), steps, batch_size
-        )
-        assert xs.shape == (steps, tasks, batch_size, 1) and ys.shape == xs.shape
-        meta_step(mlp, theta_param, outer, xs, ys, inner)
-        theta_ref = reference_meta_step(mlp, theta_ref, xs, ys, inner, META_LR)
-        assert theta_param.dtype == dtype
-        worst = max(worst, relative_error(theta_param.detach(), theta_ref))
-    return worst, relative_error(theta_ref, theta0)
+    for _ in range(cfg.meta.iterations):
+        generator = torch.Generator()
+        generator.set_state(trainer.learner.generator.get_state())
+        event = trainer.step()
+        assert isinstance(event, IterationMetrics)
+        batch = SineTasks().sample(generator, cfg.meta.meta_batch, SUPPORT, QUERY)
+        xs, ys = minibatches(generator, batch.support_x, batch.support_y, cfg.inner.steps, cfg.inner.batch_size)
+        loss_after = reference.step(xs, ys, batch.query_x, batch.query_y)
+        assert math.isclose(event.loss_after, loss_after, rel_tol=1e-4)
+        worst = max(worst, relative_error(trainer.theta.detach(), reference.theta))
+    return worst, relative_error(reference.theta, theta0)
+
+
+def inner_settings(cfg: ExperimentConfig) -> dict:
+    inner = cfg.inner
+    return {"inner.optimizer": inner.optimizer, "inner.lr": inner.lr, "inner.adam_beta2": inner.adam_beta2,
+            "inner.adam_eps": inner.adam_eps}
 
 
 CASES = [
-    pytest.param(b, k, mb, optimizer, activation, id=f"{optimizer}-{activation}-B{b}-K{k}-mb{mb}")
-    for optimizer in ("sgd", "adam")
-    for activation, shapes in (("tanh", [(1, 5), (4, 3), (10, 8)]), ("relu", [(4, 3)]))
-    for b, k in shapes
-    for mb in (4, SUPPORT)  # shuffled minibatches smaller than the support set, and the full batch
+    pytest.param(meta, b, k, 4, inner, id=f"outer-{meta}-inner-{inner}-B{b}-K{k}")
+    for meta in ("sgd", "adam") for inner in ("sgd", "adam") for b in (1, 5, 7) for k in (1, 5)
 ]
 
 
-@pytest.mark.parametrize(("tasks", "steps", "batch_size", "optimizer", "activation"), CASES)
-def test_vectorized_meta_step_matches_sequential_reference(tasks, steps, batch_size, optimizer, activation):
-    inner = InnerLoop(
-        steps, INNER[optimizer].lr, optimizer, INNER[optimizer].adam_beta2, INNER[optimizer].adam_eps
-    )
-    worst, moved = compare(tasks, steps, batch_size, inner, activation, seed=1234 + 17 * tasks + steps)
+@pytest.mark.parametrize(("meta_optimizer", "tasks", "steps", "batch_size", "inner_optimizer"), CASES)
+def test_trainer_step_matches_the_sequential_reference(meta_optimizer, tasks, steps, batch_size, inner_optimizer):
+    worst, moved = compare(experiment(meta_optimizer, tasks, steps, batch_size, inner_optimizer,
+                                      seed=1234 + 17 * tasks + steps))
     assert worst <= RTOL, f"relative error {worst:.3g} within {META_ITERATIONS} meta-iterations"
     # The agreement is not vacuous: training moved theta far more than the tolerance.
     assert moved > 100 * RTOL
 
 
+@pytest.mark.parametrize(("activation", "batch_size"), [("relu", 4), ("tanh", SUPPORT)])
+def test_relu_and_full_batch_inner_loops_match_the_reference(activation, batch_size):
+    worst, moved = compare(experiment("sgd", 4, 3, batch_size, "sgd", activation=activation, seed=5))
+    assert worst <= RTOL and moved > 100 * RTOL
+
+
 def test_adam_with_large_steps_matches_reference_in_float64():
-    inner = InnerLoop(3, lr=0.01, optimizer="adam", adam_beta2=0.99, adam_eps=1e-8)
-    worst, moved = compare(4, 3, 4, inner, dtype=torch.float64, iterations=30, seed=99)
+    """The aggressive inner Adam regime, through the same pure functions the learner and trainer call."""
+    mlp = BatchedMLP([1, HIDDEN, HIDDEN, 1])
+    generator = torch.Generator().manual_seed(99)
+    theta = torch.nn.Parameter(mlp.init(torch.Generator().manual_seed(7)).double())
+    optimizer = torch.optim.SGD([theta], lr=META_LR["sgd"], foreach=False)
+    settings = {"inner.optimizer": "adam", "inner.lr": 0.01, "inner.adam_beta2": 0.99, "inner.adam_eps": 1e-8}
+    reference = SequentialReptile(theta.detach(), "tanh", "sgd", META_LR["sgd"], settings)
+    theta0, worst = theta.detach().clone(), 0.0
+    for _ in range(30):
+        batch = SineTasks().sample(generator, 4, SUPPORT, QUERY)
+        xs, ys = minibatches(generator, batch.support_x.double(), batch.support_y.double(), 3, 4)
+        phi = adapt(mlp, theta.detach(), xs, ys, InnerLoop(3, 0.01, "adam", 0.99, 1e-8))
+        outer_step(theta, optimizer, phi)
+        reference.step(xs, ys, batch.query_x.double(), batch.query_y.double())
+        worst = max(worst, relative_error(theta.detach(), reference.theta))
     assert worst <= 1e-9, f"relative error {worst:.3g}"
-    assert moved > 1e-2
+    assert relative_error(reference.theta, theta0) > 1e-2
 
 
 def test_reference_detects_a_wrong_inner_rate():
     """The harness itself is sensitive: a 1% change of the inner rate is far outside the tolerance."""
-    mlp = BatchedMLP(SIZES)
-    generator = torch.Generator().manual_seed(5)
-    theta = mlp.init(torch.Generator().manual_seed(7))
+    cfg = experiment("sgd", 4, 5, 4, "sgd")
+    trainer = Trainer(cfg)
+    wrong = SequentialReptile(trainer.theta, "tanh", "sgd", cfg.meta.lr,
+                              {**inner_settings(cfg), "inner.lr": cfg.inner.lr * 1.01})
+    generator = torch.Generator()
+    generator.set_state(trainer.learner.generator.get_state())
+    trainer.step()
     batch = SineTasks().sample(generator, 4, SUPPORT, QUERY)
     xs, ys = minibatches(generator, batch.support_x, batch.support_y, 5, 4)
-    reference = reference_meta_step(mlp, theta, xs, ys, InnerLoop(5, 0.02), 1.0)
-    assert relative_error(adapt(mlp, theta, xs, ys, InnerLoop(5, 0.02)).mean(dim=0), reference) <= RTOL
-    wrong = adapt(mlp, theta, xs, ys, InnerLoop(5, 0.02 * 1.01)).mean(dim=0)
-    assert relative_error(wrong, reference) > 10 * RTOL
+    wrong.step(xs, ys, batch.query_x, batch.query_y)
+    assert relative_error(trainer.theta.detach(), wrong.theta) > 10 * RTOL
 
 
 def test_minibatches_walk_shuffled_epochs_without_replacement():
@@ -200,18 +253,11 @@ def test_functional_backend_matches_batched_mlp(optimizer):
         assert g_m.shape == g_f.shape
         assert relative_error(g_f, g_m) <= RTOL
 
-    # Whole meta-steps.
-    theta_m = torch.nn.Parameter(theta0.clone())
-    theta_f = torch.nn.Parameter(theta0.clone())
-    opt_m = torch.optim.SGD([theta_m], lr=META_LR)
-    opt_f = torch.optim.SGD([theta_f], lr=META_LR)
-    inner = InnerLoop(
-        4, INNER[optimizer].lr, optimizer, INNER[optimizer].adam_beta2, INNER[optimizer].adam_eps
-    )
-    for _ in range(20):
-        batch = SineTasks().sample(generator, 5, SUPPORT, QUERY)
-        xs, ys = minibatches(generator, batch.support_x, batch.support_y, 4, 5)
-        meta_step(matmul, theta_m, opt_m, xs, ys, inner)
-        meta_step(func, theta_f, opt_f, xs, ys, inner)
-    assert relative_error(theta_f.detach(), theta_m.detach()) <= RTOL
-    assert relative_error(theta_m.detach(), theta0) > 100 * RTOL
+    # Whole training runs, one per backend.
+    runs = [Trainer(experiment("sgd", 5, 4, 5, optimizer, backend=backend, seed=2)) for backend in ("matmul", "func")]
+    start = runs[0].theta.detach().clone()
+    for trainer in runs:
+        for _ in range(20):
+            trainer.step()
+    assert relative_error(runs[1].theta.detach(), runs[0].theta.detach()) <= RTOL
+    assert relative_error(runs[0].theta.detach(), start) > 100 * RTOL

@@ -75,7 +75,7 @@ def test_a_child_that_dies_is_reported_as_failed_and_ended():
     remote.start()
     try:
         read_until(remote, lambda got: any(isinstance(e, IterationMetrics) for e in got))
-        os.kill(remote._process.pid, signal.SIGKILL)
+        os.kill(remote.pid, signal.SIGKILL)
         events = read_until(remote, lambda _: remote.ended)
         assert any(isinstance(e, Failed) and "died" in e.message for e in events)
         assert remote.finished

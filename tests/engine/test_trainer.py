@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from reptile_engine.commands import FitTask
 from reptile_engine.config import ConfigError, ExperimentConfig
+from reptile_engine.divergence import DIVERGENCE_FACTOR
 from reptile_engine.events import (
     AdaptationCurve,
     CheckpointSaved,
@@ -23,9 +25,10 @@ from reptile_engine.events import (
     StateChanged,
     TaskFit,
 )
+from reptile_engine.learner import Progress
 from reptile_engine.presets import preset
-from reptile_engine.schedules import scheduled_rate
-from reptile_engine.trainer import DIVERGENCE_FACTOR, FitTask, Trainer
+from reptile_engine.supervised import SupervisedLearner
+from reptile_engine.trainer import Trainer
 
 # Everything a Trainer emits (``events.Failed`` comes only from the child-process wrapper).
 ALL_EVENT_TYPES = {
@@ -94,7 +97,7 @@ def test_update_queued_mid_iteration_waits_for_the_boundary(make_config, monkeyp
         return wrapped
 
     for name in ("gradient", "loss_and_grad"):
-        monkeypatch.setattr(trainer.model, name, then_update(getattr(trainer.model, name)))
+        monkeypatch.setattr(trainer.learner.model, name, then_update(getattr(trainer.learner.model, name)))
     events = list(trainer.run())
     assert {0, 1, 2, 3, 4} <= set(calls)
     assert calls.count(2) == cfg.inner.steps  # every inner step of iteration 3 ran with the update queued
@@ -171,7 +174,7 @@ def test_pause_blocks_without_spinning_step_runs_one_iteration_and_resume_contin
     trainer = Trainer(make_config({"meta.iterations": 8, "evaluation.every": 100}))
     drains: list[bool] = []
     blocking_waits: queue.Queue[int] = queue.Queue()
-    original_drain = trainer._commands.drain
+    original_drain = trainer.commands.drain
 
     def recording_drain(block: bool):
         drains.append(block)
@@ -179,7 +182,7 @@ def test_pause_blocks_without_spinning_step_runs_one_iteration_and_resume_contin
             blocking_waits.put(trainer.iteration)
         return original_drain(block)
 
-    monkeypatch.setattr(trainer._commands, "drain", recording_drain)
+    monkeypatch.setattr(trainer.commands, "drain", recording_drain)
     events: list = []
     errors: list[BaseException] = []
     paused_seen = threading.Event()
@@ -307,11 +310,53 @@ def test_metrics_follow_the_meta_schedule(make_config):
     cfg = make_config({"meta.iterations": 10, "meta_schedule.kind": "linear", "meta.lr": 0.5})
     events = list(Trainer(cfg).run())
     for m in of_type(events, IterationMetrics):
-        assert m.meta_lr == scheduled_rate(0.5, cfg.meta_schedule, m.iteration - 1, 10)
+        assert m.meta_lr == pytest.approx(0.5 * (1 - (m.iteration - 1) / 10), rel=1e-12)  # linear down to 0
         assert m.inner_lr == cfg.inner.lr
         assert (m.meta_batch, m.inner_steps) == (cfg.meta.meta_batch, cfg.inner.steps)
         assert math.isfinite(m.loss_before) and math.isfinite(m.loss_after)
         assert m.elapsed > 0 and m.iterations_per_second > 0
+
+
+def test_the_inner_schedule_scales_the_learners_inner_rate(make_config):
+    cfg = make_config({"meta.iterations": 4, "inner_schedule.kind": "linear", "inner.lr": 0.04})
+    rates = [m.inner_lr for m in of_type(list(Trainer(cfg).run()), IterationMetrics)]
+    assert rates == pytest.approx([0.04, 0.03, 0.02, 0.01], rel=1e-12)
+
+
+class ReportingLearner(SupervisedLearner):
+    """A supervised learner that reports progress three times after drawing and adapting its meta-batch."""
+
+    def __init__(self, config, on_progress):
+        super().__init__(config)
+        self.on_progress = on_progress
+
+    def adapt(self, theta, config, inner_lr):
+        adaptation = yield from super().adapt(theta, config, inner_lr)
+        for done in range(1, 4):
+            self.on_progress()
+            yield Progress(done, done, 3, 0)
+        return adaptation
+
+
+def test_a_pause_queued_mid_iteration_discards_it_and_the_resumed_run_redoes_it(make_config, metrics_of):
+    cfg = make_config({"meta.iterations": 4})
+    straight = metrics_of(Trainer(cfg).run())
+    progress = []
+
+    def pause_in_the_second_iteration():
+        progress.append(trainer.iteration)
+        if len(progress) == 4:
+            trainer.pause()
+
+    trainer = Trainer(cfg, learner=ReportingLearner(cfg, pause_in_the_second_iteration))
+    events = []
+    for event in trainer.run():
+        events.append(event)
+        if isinstance(event, StateChanged) and event.state == "paused":
+            assert trainer.iteration == 1 and progress == [0, 0, 0, 1]
+            trainer.resume()
+    assert metrics_of(events) == straight, "the discarded iteration left the learner's generator as it was"
+    assert progress.count(1) == 4, "iteration 2 ran again from its start"
 
 
 # --- (f) divergence ---
@@ -379,7 +424,7 @@ def test_a_bad_outer_step_restores_the_last_healthy_snapshot_exactly(make_config
                                                                       snapshot_every, bad_step):
     cfg = make_config({"meta.optimizer": optimizer, "meta.lr": 0.05 if optimizer == "adam" else 0.5})
     trainer = Trainer(cfg)
-    trainer.SNAPSHOT_EVERY = snapshot_every
+    trainer.learner.snapshot_every = snapshot_every
     poison_outer_step(trainer, monkeypatch, when={bad_step})
     snapshot_at = (bad_step // snapshot_every) * snapshot_every
     saved = None
@@ -605,11 +650,11 @@ def test_pause_jumps_the_queue_and_a_later_resume_undoes_it(make_config):
     trainer = Trainer(make_config({"meta.iterations": 3}))
     trainer.request_evaluation()
     trainer.pause()
-    assert trainer._commands.interrupt_pending()
-    commands = trainer._commands.drain(block=False)
+    assert trainer.commands.interrupt_pending()
+    commands = trainer.commands.drain(block=False)
     assert [type(c).__name__ for c in commands] == ["Pause", "Evaluate"]
     trainer.pause()
     trainer.resume()
-    assert not trainer._commands.interrupt_pending()
+    assert not trainer.commands.interrupt_pending()
     trainer.stop()
-    assert trainer._commands.interrupt_pending()
+    assert trainer.commands.interrupt_pending()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -55,12 +57,11 @@ def test_pca_needs_a_trajectory_and_freeze_keeps_directions():
 
     trainer = Trainer(small(**{"landscape.plane": "random", "landscape.freeze": True}))
     first = trainer.landscape()
-    plane = trainer._plane
+    plane = trainer.plane
     for _ in range(5):
         trainer.step()
     second = trainer.landscape()
-    assert torch.equal(trainer._plane.d1, plane.d1) and torch.equal(trainer._plane.d2, plane.d2)
+    assert torch.equal(trainer.plane.d1, plane.d1) and torch.equal(trainer.plane.d2, plane.d2)
     assert not np.array_equal(first.slice.values, second.slice.values), "re-centred at the new theta"
-    trainer._config = trainer.config.with_updates({"landscape.freeze": False})
-    trainer.landscape()
-    assert not torch.equal(trainer._plane.d1, plane.d1), "unfrozen: fresh directions"
+    trainer.landscape(dataclasses.replace(trainer.config.landscape, freeze=False))
+    assert not torch.equal(trainer.plane.d1, plane.d1), "unfrozen: fresh directions"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 import shiboken6
@@ -58,6 +59,19 @@ def synthetic_metrics(n: int, seed: int = 0, start: int = 1) -> dict[str, np.nda
         "iterations_per_second": np.full(n, 100.0),
         "elapsed": (start - 1 + np.arange(1, n + 1)) * 0.01 + rng.uniform(0.0, 0.004, n),
     }
+
+
+def reference_ema(values, weight) -> np.ndarray:
+    """TensorBoard's smoothing loop, transcribed: the reference the plots' smoothed curves are held to."""
+    last, count, out = 0.0, 0, []
+    for v in values:
+        if not math.isfinite(v):
+            out.append(v)
+            continue
+        last = last * weight + (1 - weight) * v
+        count += 1
+        out.append(last / (1 - weight ** count))
+    return np.array(out)
 
 
 def synthetic_curve(iteration: int, quality: float, k: int = 8) -> AdaptationCurve:
@@ -222,7 +236,8 @@ def synthetic_landscape(resolution: int = 41, span: float = 1.0, *, kind: str = 
     through the origin, the kind of picture a real slice gives. ``surface="signed"``: ``0.1 a - 0.05 +
     0.2 b^2``, negative and positive like a meta-RL policy surrogate (use ``loss="policy"``).
     """
-    from reptile_engine.landscape import LandscapeSlice, grid_axes
+    from reptile_engine.landscape import LandscapeSlice
+    from reptile_engine.landscape_grid import grid_axes
 
     alphas, betas = grid_axes(resolution, span)
     a, b = np.meshgrid(alphas / span, betas / span)  # [R, R]: rows follow b, columns follow a

@@ -45,6 +45,13 @@ def wait_iterations(qtbot, ctrl, at_least):
     qtbot.waitUntil(lambda: len(ctrl.store) >= at_least, timeout=SPAWN_TIMEOUT)
 
 
+def round_trip(qtbot, ctrl):
+    """Wait until the trainer has answered a task fit: it has been through its loop since every earlier command."""
+    version = ctrl.store.task_version
+    ctrl.fit_task(seed=version + 1)
+    qtbot.waitUntil(lambda: ctrl.store.task_version > version, timeout=SPAWN_TIMEOUT)
+
+
 def test_state_machine(qtbot, controller):
     assert controller.allowed("start") and not controller.allowed("pause")
     controller.start()
@@ -54,11 +61,11 @@ def test_state_machine(qtbot, controller):
     controller.pause()
     wait_state(qtbot, controller, "paused")
     before = len(controller.store)
-    qtbot.wait(100)
+    round_trip(qtbot, controller)
     assert len(controller.store) == before, "a paused run must not train"
     controller.step()
     wait_iterations(qtbot, controller, before + 1)
-    qtbot.wait(100)
+    round_trip(qtbot, controller)
     assert len(controller.store) == before + 1, "step runs exactly one iteration"
     controller.resume()
     wait_state(qtbot, controller, "running")

@@ -8,12 +8,22 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from gui_testlib import synthetic_curve
+from gui_testlib import reference_ema, synthetic_curve
 from PySide6.QtGui import QImage, QImageWriter
 from PySide6.QtWidgets import QFileDialog
 
-from reptile_gui.export import ExportError, export_all, export_png, export_svg, write_csv
-from reptile_gui.plots import AdaptationCurvePlot, TaskViewPlot, TrainingCurvePlot, debiased_ema
+from reptile_gui.export import (
+    FORMATS,
+    ExportError,
+    export_all,
+    export_plot,
+    export_png,
+    export_svg,
+    file_filters,
+    format_of,
+    write_csv,
+)
+from reptile_gui.plots import AdaptationCurvePlot, TaskViewPlot, TrainingCurvePlot
 
 PLOT_CLASSES = (TrainingCurvePlot, AdaptationCurvePlot, TaskViewPlot)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -76,7 +86,7 @@ def test_training_csv_equals_the_store(qtbot, make, filled_store, tmp_path):
     plot.smoothing_slider.setValue(0.8)
     header, rows = read_csv(plot.export_csv(tmp_path / "smoothed.csv"))
     assert header[-2:] == ["loss_before_smoothed", "loss_after_smoothed"]
-    np.testing.assert_allclose(column(rows, 5), debiased_ema(filled_store.column("loss_after"), plot.smoothing))
+    np.testing.assert_allclose(column(rows, 5), reference_ema(filled_store.column("loss_after"), plot.smoothing))
 
 
 def test_adaptation_csv_has_newest_and_earlier_curves(qtbot, make, filled_store, tmp_path):
@@ -290,3 +300,17 @@ def test_export_all_into_a_path_under_a_file_says_so(qtbot, make, filled_store, 
     with pytest.raises(ExportError, match="export folder"):
         export_all(blocker / "run", {"training_curve": make(TrainingCurvePlot, filled_store)})
     assert leftovers(tmp_path) == ["file.txt"]
+
+
+# -- one registry of formats -----------------------------------------------------------------------
+
+def test_one_registry_serves_the_single_exports_the_dialogs_and_the_menu(qtbot, make, filled_store, tmp_path):
+    plot = make(AdaptationCurvePlot, filled_store)
+    assert list(FORMATS) == ["png", "svg", "csv"]
+    assert file_filters().split(";;") == [f.file_filter for f in FORMATS.values()]
+    assert all(f"(*.{suffix})" in FORMATS[suffix].file_filter for suffix in FORMATS)
+    assert list(plot.export_actions) == list(FORMATS)
+    assert not QImage(str(export_plot(plot, tmp_path / "curve.PNG"))).isNull()
+    assert ET.parse(export_plot(plot, tmp_path / "curve.svg")).getroot().tag == f"{SVG}svg"
+    assert read_csv(export_plot(plot, tmp_path / "curve.csv"))[0][0] == "inner_step"
+    assert format_of(tmp_path / "curve.unknown") is FORMATS["png"], "an unknown suffix falls back to the first"

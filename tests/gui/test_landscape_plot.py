@@ -1,4 +1,4 @@
-"""The landscape view draws a slice where it belongs, reads it out under the mouse and steers the config."""
+"""The landscape view draws a slice where it belongs, reads it out under the mouse and exports it."""
 
 from __future__ import annotations
 
@@ -9,16 +9,15 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from gui_testlib import PlotKeeper, store_with_landscape, synthetic_landscape
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWidget
 
-from reptile_engine.config import ExperimentConfig
 from reptile_gui.plots import LandscapePlot
-from reptile_gui.plots.base import CONTROL_TYPES
-from reptile_gui.plots.landscape import DEBOUNCE_MS, log_values
+from reptile_gui.plots.landscape_data import log_values
 from reptile_gui.store import RunStore
+from reptile_gui.toolkit import NAMED_CONTROLS
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -40,13 +39,6 @@ def xy(item):
     return (np.empty(0), np.empty(0)) if x is None else (np.asarray(x), np.asarray(y))
 
 
-def edits(plot):
-    """Every ``changesRequested`` payload, in order."""
-    received: list[dict] = []
-    plot.changesRequested.connect(received.append)
-    return received
-
-
 # -- the picture -----------------------------------------------------------------------------------
 
 def test_empty_store_shows_the_placeholder(qtbot, make):
@@ -54,7 +46,7 @@ def test_empty_store_shows_the_placeholder(qtbot, make):
     assert plot.refresh() is False
     assert plot.placeholder.isVisible() and "Recompute now" in plot.placeholder.toPlainText()
     assert not plot.image_item.isVisible() and not plot.color_bar.isVisible()
-    assert not plot.theta_marker.isVisible() and not any(a.isVisible() for a in plot.path_arrows)
+    assert not plot.paths.theta_marker.isVisible() and not any(a.isVisible() for a in plot.paths.path_arrows)
     header, columns = plot.csv_table()
     assert header[:3] == ["alpha", "beta", "loss"] and all(len(c) == 0 for c in columns)
     assert plot.hover_at(0.0, 0.0) is None
@@ -137,25 +129,26 @@ def test_contours_are_reused_and_lie_within_the_data(qtbot, make, bowl):
 
 def test_trajectory_and_inner_paths_hold_the_slice_coordinates(qtbot, make, bowl):
     plot = make(LandscapePlot, store_with_landscape(bowl))
-    np.testing.assert_array_equal(plot.trajectory_scatter.getData()[0], bowl.trajectory[:, 0])
-    np.testing.assert_array_equal(plot.trajectory_scatter.getData()[1], bowl.trajectory[:, 1])
-    parts = [np.column_stack(xy(s)) for s in plot.trajectory_segments if len(xy(s)[0])]
-    assert len(parts) == plot.TRAJECTORY_SEGMENTS
+    paths = plot.paths
+    np.testing.assert_array_equal(paths.trajectory_scatter.getData()[0], bowl.trajectory[:, 0])
+    np.testing.assert_array_equal(paths.trajectory_scatter.getData()[1], bowl.trajectory[:, 1])
+    parts = [np.column_stack(xy(s)) for s in paths.trajectory_segments if len(xy(s)[0])]
+    assert len(parts) == paths.TRAJECTORY_SEGMENTS
     joined = np.concatenate([parts[0]] + [p[1:] for p in parts[1:]])  # consecutive parts share an end
     np.testing.assert_array_equal(joined, bowl.trajectory)
     assert tuple(joined[-1]) == pytest.approx((0.0, 0.0))
-    alphas = [s.opts["pen"].color().alphaF() for s in plot.trajectory_segments]
+    alphas = [s.opts["pen"].color().alphaF() for s in paths.trajectory_segments]
     assert alphas == sorted(alphas) and alphas[0] < 0.3 and alphas[-1] == 1.0  # older: fainter
-    brushes = [p.brush().color().alphaF() for p in plot.trajectory_scatter.points()]
+    brushes = [p.brush().color().alphaF() for p in paths.trajectory_scatter.points()]
     assert brushes[0] < brushes[-1]
-    assert plot.theta_marker.isVisible() and plot.theta_label.isVisible()
-    assert plot.theta_label.textItem.toPlainText() == "θ"
-    assert tuple(plot.theta_marker.getData()[0]) == (0.0,) and tuple(plot.theta_marker.getData()[1]) == (0.0,)
+    assert paths.theta_marker.isVisible() and paths.theta_label.isVisible()
+    assert paths.theta_label.textItem.toPlainText() == "θ"
+    assert tuple(paths.theta_marker.getData()[0]) == (0.0,) and tuple(paths.theta_marker.getData()[1]) == (0.0,)
 
     for k, path in enumerate(bowl.inner_paths):
-        x, y = xy(plot.path_curves[k])
+        x, y = xy(paths.path_curves[k])
         np.testing.assert_array_equal(np.column_stack([x, y]), path)
-        arrow = plot.path_arrows[k]
+        arrow = paths.path_arrows[k]
         assert arrow.isVisible()
         assert (arrow.pos().x(), arrow.pos().y()) == pytest.approx(tuple(path[-1]))
         # the head points along the last step, on screen (y down): (-cos, -sin) of the angle
@@ -163,25 +156,25 @@ def test_trajectory_and_inner_paths_hold_the_slice_coordinates(qtbot, make, bowl
         angle = math.radians(arrow.opts["angle"])
         on_screen = np.array([direction[0], -direction[1]]) / np.hypot(*direction)
         np.testing.assert_allclose([-math.cos(angle), -math.sin(angle)], on_screen, atol=1e-9)
-    np.testing.assert_array_equal(np.column_stack(plot.task_scatter.getData()), bowl.task_points)
-    assert [label.isVisible() for label in plot.task_labels] == [True, True]
-    assert [label.textItem.toPlainText() for label in plot.task_labels] == ["φa", "φb"]
-    assert (plot.task_labels[1].pos().x(), plot.task_labels[1].pos().y()) == pytest.approx(tuple(bowl.task_points[1]))
+    np.testing.assert_array_equal(np.column_stack(paths.task_scatter.getData()), bowl.task_points)
+    assert [label.isVisible() for label in paths.task_labels] == [True, True]
+    assert [label.textItem.toPlainText() for label in paths.task_labels] == ["φa", "φb"]
+    assert (paths.task_labels[1].pos().x(), paths.task_labels[1].pos().y()) == pytest.approx(tuple(bowl.task_points[1]))
 
-    curves, arrows = list(plot.path_curves), list(plot.path_arrows)
+    curves, arrows = list(paths.path_curves), list(paths.path_arrows)
     one_path = synthetic_landscape(41, kind="random")
     one_path = type(one_path)(**{**one_path.__dict__, "inner_paths": one_path.inner_paths[:1]})
     plot.store.set_landscape(one_path)
     plot.refresh()
-    assert plot.path_curves == curves and plot.path_arrows == arrows  # reused
+    assert paths.path_curves == curves and paths.path_arrows == arrows  # reused
     assert [a.isVisible() for a in arrows] == [True, False]
-    assert [label.isVisible() for label in plot.task_labels] == [False, False]
-    assert len(plot.task_scatter.getData()[0]) == 0
+    assert [label.isVisible() for label in paths.task_labels] == [False, False]
+    assert len(paths.task_scatter.getData()[0]) == 0
 
     tiny = type(one_path)(**{**one_path.__dict__, "inner_paths": one_path.inner_paths * 1e-3})
     plot.store.set_landscape(tiny)  # a path far shorter than the grid (a random plane's usual view)
     plot.refresh()
-    assert plot.path_curves[0].isVisible() and not arrows[0].isVisible()
+    assert paths.path_curves[0].isVisible() and not arrows[0].isVisible()
 
 
 def test_titles_name_the_plane_loss_and_iteration(qtbot, make):
@@ -254,133 +247,31 @@ def test_real_mouse_moves_update_the_readout(qtbot, make, bowl):
     qtbot.waitUntil(off_the_map)
 
 
-# -- controls --------------------------------------------------------------------------------------
+# -- waiting for a slice --------------------------------------------------------------------------
 
-def test_edits_are_debounced_into_one_request(qtbot, make, bowl):
-    plot = make(LandscapePlot, store_with_landscape(bowl))
-    received = edits(plot)
-    plot.plane_combo.setCurrentIndex(plot.plane_combo.findData("pca"))
-    plot.loss_combo.setCurrentIndex(plot.loss_combo.findData("adapted"))
-    plot.resolution_spin.setValue(61)
-    plot.span_spin.setValue(2.5)
-    plot.every_spin.setValue(0)
-    plot.steps_spin.setValue(10)
-    plot.freeze_check.setChecked(True)
-    plot.plane_combo.setCurrentIndex(plot.plane_combo.findData("task"))  # the last edit of a field wins
-    assert received == [] and plot.has_pending()
-    qtbot.waitUntil(lambda: len(received) == 1, timeout=DEBOUNCE_MS * 10)
-    assert received[0] == {"landscape.plane": "task", "landscape.loss": "adapted", "landscape.resolution": 61,
-                           "landscape.span": 2.5, "landscape.every": 0, "landscape.steps": 10,
-                           "landscape.freeze": True}
-    assert not plot.has_pending()
-    with qtbot.assertNotEmitted(plot.changesRequested, wait=DEBOUNCE_MS + 100):
-        pass
-    assert len(received) == 1
-
-
-def test_edit_back_to_the_config_value_sends_nothing(qtbot, make):
+def test_waiting_shows_until_a_newer_slice_is_drawn(qtbot, make, bowl):
     plot = make(LandscapePlot, RunStore())
-    received = edits(plot)
-    plot.span_spin.setValue(5.0)
-    plot.span_spin.setValue(1.0)  # the config's value again
-    plot.flush()
-    assert received == []
-
-
-def test_set_config_syncs_without_emitting(qtbot, make):
-    plot = make(LandscapePlot, RunStore())
-    config = ExperimentConfig().with_updates({"landscape.plane": "pca", "landscape.loss": "task",
-                                              "landscape.resolution": 21, "landscape.span": 0.5,
-                                              "landscape.every": 0, "landscape.steps": 3,
-                                              "landscape.freeze": True})
-    with qtbot.assertNotEmitted(plot.changesRequested, wait=DEBOUNCE_MS + 100):
-        plot.set_config(config)
-    assert not plot.has_pending()
-    assert plot.plane_combo.currentData() == "pca" and plot.loss_combo.currentData() == "task"
-    assert plot.resolution_spin.value() == 21 and plot.span_spin.value() == 0.5
-    assert plot.every_spin.value() == 0 and plot.every_spin.text() == "on request"
-    assert plot.steps_spin.value() == 3
-    assert plot.freeze_check.isChecked()
-    assert plot.config == config.landscape
-
-    received = edits(plot)
-    plot.span_spin.setValue(3.0)  # an edit not sent yet survives a re-sync
-    plot.set_config(config.landscape)
-    assert plot.span_spin.value() == 3.0
-    plot.flush()
-    assert received == [{"landscape.span": 3.0}]
-
-
-def test_recompute_sends_pending_edits_first(qtbot, make, bowl):
-    plot = make(LandscapePlot, store_with_landscape(bowl))
-    order: list[str] = []
-    plot.changesRequested.connect(lambda changes: order.append(f"changes {sorted(changes)}"))
-    plot.recomputeRequested.connect(lambda: order.append("recompute"))
-    plot.resolution_spin.setValue(31)
-    with qtbot.waitSignal(plot.recomputeRequested):
-        qtbot.mouseClick(plot.recompute_button, Qt.MouseButton.LeftButton)
-    assert order == ["changes ['landscape.resolution']", "recompute"]
-    plot.store.set_landscape(bowl)  # the slice arrives: the button works again
-    plot.refresh()
-    with qtbot.waitSignal(plot.recomputeRequested):
-        qtbot.mouseClick(plot.recompute_button, Qt.MouseButton.LeftButton)
-    assert order[-1] == "recompute" and len(order) == 3
-
-
-def test_recompute_shows_a_busy_cue_until_the_slice_arrives(qtbot, make, bowl):
-    plot = make(LandscapePlot, RunStore())
-    requests = []
-    plot.recomputeRequested.connect(lambda: requests.append(1))
-    qtbot.mouseClick(plot.recompute_button, Qt.MouseButton.LeftButton)
-    assert plot.busy and not plot.recompute_button.isEnabled() and plot.busy_bar.isVisible()
-    assert plot.recompute_button.text() == LandscapePlot.COMPUTING_TEXT
-    qtbot.mouseClick(plot.recompute_button, Qt.MouseButton.LeftButton)
-    assert requests == [1], "a second press while computing asks for nothing more"
-    plot.refresh()
-    assert plot.busy, "a redraw with no new slice keeps the cue"
+    plot.show_waiting(True)
+    assert plot.waiting and plot.placeholder.toPlainText() == plot.WAITING_TEXT
+    with qtbot.assertNotEmitted(plot.sliceArrived):
+        plot.refresh()
+    assert plot.waiting, "a redraw with no new slice keeps the cue"
     plot.store.set_landscape(bowl)
-    plot.refresh()  # what the window's redraw timer does
-    assert not plot.busy and plot.recompute_button.isEnabled() and not plot.busy_bar.isVisible()
-    assert plot.recompute_button.text() == LandscapePlot.RECOMPUTE_TEXT
-    plot.set_busy(True)
-    plot.set_busy(False)  # the window's way to end it when no slice is coming
-    assert plot.recompute_button.isEnabled() and not plot.busy_bar.isVisible()
-
-
-def test_resolution_stays_odd_and_span_steps_on_a_ladder(qtbot, make):
-    plot = make(LandscapePlot, RunStore())
-    spin = plot.resolution_spin
-    assert (spin.minimum(), spin.maximum(), spin.singleStep()) == (11, 101, 2)
-    spin.setValue(41)
-    spin.stepBy(1)
-    assert spin.value() == 43
-    assert spin.fixup("40") == "41" and spin.fixup("101") == "101" and spin.fixup("200") == "101"
-    span = plot.span_spin
-    assert (span.minimum(), span.maximum()) == (0.01, 100.0)
-    span.setValue(1.0)
-    span.stepBy(1)
-    assert span.value() == 2.0
-    span.stepBy(2)
-    assert span.value() == 10.0
-    span.setValue(0.3)
-    span.stepBy(-1)
-    assert span.value() == 0.2
-    span.setValue(100.0)
-    span.stepBy(1)
-    assert span.value() == 100.0
+    with qtbot.waitSignal(plot.sliceArrived):
+        plot.refresh()  # what the window's redraw timer does
+    assert not plot.waiting
+    plot.show_waiting(True)
+    plot.show_waiting(False)  # the window's way to end it when no slice is coming
+    assert not plot.waiting and "Recompute now" in plot.placeholder.toPlainText()
 
 
 def test_every_control_is_named(qtbot, make, bowl):
     plot = make(LandscapePlot, store_with_landscape(bowl))
-    controls = [w for w in plot.findChildren(QWidget) if isinstance(w, CONTROL_TYPES)]
-    mine = {plot.plane_combo, plot.loss_combo, plot.resolution_spin, plot.span_spin, plot.steps_spin,
-            plot.every_spin, plot.recompute_button, plot.freeze_check, plot.log_check}
-    assert mine <= set(controls)
+    controls = [w for w in plot.findChildren(QWidget) if isinstance(w, NAMED_CONTROLS)]
+    assert plot.log_check in controls and plot.log_check.toolTip()
     for widget in [plot, plot.plot_widget, *controls]:
         assert widget.objectName(), f"{type(widget).__name__} has no objectName"
         assert widget.accessibleName(), f"{widget.objectName()} has no accessibleName"
-    for widget in mine:
-        assert widget.toolTip(), f"{widget.objectName()} has no tool tip"
     names = [w.objectName() for w in controls]
     assert len(names) == len(set(names))
 

@@ -50,8 +50,8 @@ def test_the_window_fits_a_1280_by_720_screen_with_everything_reachable(qtbot, p
         qtbot.waitUntil(lambda: window.size().toTuple() == SMALL_SCREEN)
         landscape = window.plots["landscape"]
         task_plot = window.plots["task_view" if window.kind == "supervised" else "rollouts"]
-        reachable = {"New task": task_plot.new_task_button, "Recompute now": landscape.recompute_button,
-                     "Freeze plane": landscape.freeze_check, "status bar": window.status,
+        reachable = {"New task": task_plot.new_task_button, "Recompute now": window.landscape_controls.recompute_button,
+                     "Freeze plane": window.landscape_controls.freeze_check, "status bar": window.status,
                      **{f"{name} button": button for name, button in window.controls.buttons.items()}}
 
         def all_inside() -> bool:
@@ -67,15 +67,15 @@ def test_the_window_fits_a_1280_by_720_screen_with_everything_reachable(qtbot, p
 
 def test_switching_kind_keeps_the_window_small(qtbot):
     with shown_window(qtbot, preset("default")) as window:
-        window._show_kind("rl")
+        window.show_kind("rl")
         assert window.minimumSizeHint().width() <= SMALL_SCREEN[0]
-        window._show_kind("supervised")
+        window.show_kind("supervised")
         assert window.minimumSizeHint().width() <= SMALL_SCREEN[0]
 
 
 def test_a_recompute_the_run_cannot_answer_ends_the_busy_cue(qtbot):
     with shown_window(qtbot, preset("quick")) as window:
-        landscape = window.plots["landscape"]
+        landscape = window.landscape_controls
         window.controller.stateChanged.emit("stopped")  # as after Stop: no trainer to compute a slice
         landscape.set_busy(True)
         window.controller.stateChanged.emit("stopped")

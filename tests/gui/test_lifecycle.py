@@ -50,7 +50,7 @@ def train_and_stop(qtbot, ctrl, iterations):
 def answer(window, monkeypatch, choice):
     """Answer the unsaved-work question with ``choice``; returns the list of questions asked."""
     asked = []
-    monkeypatch.setattr(window, "_confirm_discard", lambda action: asked.append(action) or choice)
+    monkeypatch.setattr(window.session_files, "confirm_discard", lambda action: asked.append(action) or choice)
     return asked
 
 
@@ -141,7 +141,7 @@ def test_opening_a_session_over_unsaved_work_asks_first(qtbot, window, other_ses
 
     saved = tmp_path / "mine.reptile"
     answer(window, monkeypatch, Choice.Save)
-    monkeypatch.setattr(window, "_ask_session_path", lambda: str(saved))
+    monkeypatch.setattr(window.session_files, "ask_session_path", lambda: str(saved))
     window.open_session(other_session)
     qtbot.waitUntil(lambda: ctrl.state == "paused" and len(ctrl.store) == 7, timeout=TIMEOUT)
     assert len(session.load(saved, tmp_path / "mine.safetensors").history["iteration"]) >= 20, "saved first"
@@ -153,7 +153,8 @@ def test_opening_a_session_over_unsaved_work_asks_first(qtbot, window, other_ses
     assert asked == ["opening another session"]
     qtbot.waitUntil(lambda: ctrl.state == "paused" and len(ctrl.store) == 7, timeout=TIMEOUT)
     assert not ctrl.unsaved
-    monkeypatch.setattr(window, "_confirm_discard", lambda action: pytest.fail("nothing unsaved: no question"))
+    monkeypatch.setattr(window.session_files, "confirm_discard",
+                        lambda action: pytest.fail("nothing unsaved: no question"))
     window.open_session(other_session)
 
 

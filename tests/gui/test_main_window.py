@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
@@ -73,8 +74,7 @@ def test_export_all_and_unwritable_export(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: len(window.store) > 20 and window.store.task_fit is not None, timeout=TIMEOUT)
     window.controller.pause()
     qtbot.waitUntil(lambda: window.controller.state == "paused", timeout=TIMEOUT)
-    qtbot.wait(100)
-    assert window.export_all(tmp_path / "all")
+    assert window.exports.export_all(tmp_path / "all")
     names = {p.name for p in (tmp_path / "all").iterdir()}
     assert set(window.active_plots()) == {"adaptation_curve", "task_view", "training_curve", "landscape"}
     for plot in window.active_plots():
@@ -86,16 +86,16 @@ def test_export_all_and_unwritable_export(qtbot, window, tmp_path):
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    assert not window.export_plot(window.plots["training_curve"], blocker / "curve.png")
+    assert not window.exports.export_plot(window.plots["training_curve"], blocker / "curve.png")
     assert window.banner.isVisible() and "curve.png" in window.banner.text.text()
-    assert not window.export_all(blocker / "all")
+    assert not window.exports.export_all(blocker / "all")
     assert window.controller.state == "paused", "a failed export leaves the run alone"
 
 
 def test_landscape_recompute_arrives_while_training(qtbot, window):
     window.controller.start()
     qtbot.waitUntil(lambda: len(window.store) > 5, timeout=TIMEOUT)
-    landscape = window.plots["landscape"]
+    landscape = window.landscape_controls
     version = window.store.landscape_version
     landscape.recompute_button.click()
     qtbot.waitUntil(lambda: window.store.landscape_version > version, timeout=TIMEOUT)
@@ -159,13 +159,35 @@ def test_closing_mid_training_exits_cleanly_ten_times(tmp_path):
     assert codes == [0] * 10
 
 
+def catches_sigterm_with_a_trainer_up(pid: int) -> bool:
+    """Whether process ``pid`` has installed its SIGTERM handler and started its trainer process (Linux's /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    spawned = []
+    for task in Path(f"/proc/{pid}/task").iterdir():  # a child belongs to the thread that started it
+        with contextlib.suppress(OSError):  # a thread or child that ended meanwhile
+            for child in (task / "children").read_text().split():
+                spawned.append("spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"))
+    return bool(caught >> (signal.SIGTERM - 1) & 1) and any(spawned)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the process's state from /proc")
 def test_sigterm_closes_the_app_like_its_close_button(tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     app = subprocess.Popen([sys.executable, "-m", "reptile_gui", "--preset", "quick"], env=env, cwd=tmp_path,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # the window is up and its trainer process started
-    app.send_signal(signal.SIGTERM)
-    _, stderr = app.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + TIMEOUT / 1000
+        while not catches_sigterm_with_a_trainer_up(app.pid):
+            assert app.poll() is None, f"the app exited with {app.returncode}: {app.communicate()[1][-2000:]}"
+            assert time.monotonic() < deadline, "the app never got ready for SIGTERM"
+            time.sleep(0.05)
+        app.send_signal(signal.SIGTERM)
+        _, stderr = app.communicate(timeout=60)
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.communicate()
     assert app.returncode == 0, stderr[-2000:]
     assert "leaked" not in stderr, stderr[-2000:]
 
@@ -177,7 +199,7 @@ def shown_plots(window) -> set[str]:
 
 
 def export_menu_titles(window) -> set[str]:
-    return {action.text().rstrip("…") for action in window._export_actions.values() if action.isVisible()}
+    return {action.text().rstrip("…") for action in window.export_actions.values() if action.isVisible()}
 
 
 @pytest.fixture
@@ -201,7 +223,7 @@ def test_picking_a_meta_rl_family_shows_the_rl_panels_and_back(qtbot, window):
     assert window.kind == "rl" and shown_plots(window) == set(KIND_PLOTS["rl"])
     assert export_menu_titles(window) == {"Adaptation curve", "Rollouts", "Returns", "RL losses", "Loss landscape"}
     assert window.panel.row("rl.updates").isVisibleTo(window) and not window.panel.row("inner.lr").isVisibleTo(window)
-    landscape = window.plots["landscape"]
+    landscape = window.landscape_controls
     assert [landscape.loss_combo.itemData(i) for i in range(landscape.loss_combo.count())] == ["policy", "critic"]
     qtbot.waitUntil(lambda: window.controller.state == "ready" and window.store.kind == "rl", timeout=TIMEOUT)
 
@@ -232,7 +254,7 @@ def test_meta_rl_window_trains_and_draws(qtbot, rl_window):
         len(episodes) for episodes in window.store.rollouts.traces)
     landscape = window.plots["landscape"]
     assert "MSE" not in landscape.color_bar.getAxis("left").labelText
-    assert landscape.steps_spin.isHidden()
+    assert window.landscape_controls.steps_spin.isHidden()
     status = window.status.text_of("env_rate")
     assert status.endswith("env steps/s") and not window.status.fields["env_rate"].isHidden()
 
@@ -250,7 +272,7 @@ def test_meta_rl_export_all(qtbot, rl_window, tmp_path):
                     and window.store.latest_curve is not None, timeout=TIMEOUT)
     window.controller.pause()
     qtbot.waitUntil(lambda: window.controller.state == "paused", timeout=TIMEOUT)
-    assert window.export_all(tmp_path / "rl")
+    assert window.exports.export_all(tmp_path / "rl")
     names = {p.name for p in (tmp_path / "rl").iterdir()}
     for plot in KIND_PLOTS["rl"]:
         for suffix in ("png", "svg", "csv"):

@@ -7,16 +7,16 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from gui_testlib import synthetic_curve, synthetic_metrics, synthetic_task_fit
+from gui_testlib import reference_ema, synthetic_curve, synthetic_metrics, synthetic_task_fit
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractButton, QAbstractSlider, QComboBox, QWidget
 
 from reptile_engine.events import AdaptationCurve
 from reptile_gui.plots import PALETTE, AdaptationCurvePlot, TaskViewPlot, TrainingCurvePlot, debiased_ema
-from reptile_gui.plots.base import CONTROL_TYPES
 from reptile_gui.plots.smoothing import IncrementalEma
 from reptile_gui.store import RunStore
+from reptile_gui.toolkit import NAMED_CONTROLS
 
 PLOT_CLASSES = (TrainingCurvePlot, AdaptationCurvePlot, TaskViewPlot)
 
@@ -28,19 +28,6 @@ def xy(item):
 
 
 # -- debiased EMA ----------------------------------------------------------------------------------
-
-def tensorboard_ema(values, weight):
-    """TensorBoard's smoothing loop, transcribed."""
-    last, count, out = 0.0, 0, []
-    for v in values:
-        if not math.isfinite(v):
-            out.append(v)
-            continue
-        last = last * weight + (1 - weight) * v
-        count += 1
-        out.append(last / (1 - weight ** count))
-    return np.array(out)
-
 
 def test_debiased_ema_by_hand():
     # w = 0.5: states 0.5, 1.25, 2.125 over debias 0.5, 0.75, 0.875
@@ -56,7 +43,7 @@ def test_debiased_ema_by_hand():
 def test_debiased_ema_matches_loop(weight):
     values = np.random.default_rng(1).normal(1.0, 0.5, 20_000)
     values[[5, 700]] = np.nan  # passed through, skipped by the state
-    np.testing.assert_allclose(debiased_ema(values, weight), tensorboard_ema(values, weight),
+    np.testing.assert_allclose(debiased_ema(values, weight), reference_ema(values, weight),
                                rtol=1e-10, atol=1e-12, equal_nan=True)
 
 
@@ -64,10 +51,10 @@ def test_incremental_ema_equals_full_and_detects_refill():
     values = np.random.default_rng(2).normal(size=5000)
     cache = IncrementalEma()
     for n in (1, 10, 2000, 5000):
-        np.testing.assert_allclose(cache.update(values[:n], 0.9), debiased_ema(values[:n], 0.9), rtol=1e-12)
+        np.testing.assert_allclose(cache.update(values[:n], 0.9), reference_ema(values[:n], 0.9), rtol=1e-10)
     other = values[::-1].copy()  # a cleared and refilled store of the same length
-    np.testing.assert_allclose(cache.update(other, 0.9), debiased_ema(other, 0.9), rtol=1e-12)
-    np.testing.assert_allclose(cache.update(other, 0.5), debiased_ema(other, 0.5), rtol=1e-12)
+    np.testing.assert_allclose(cache.update(other, 0.9), reference_ema(other, 0.9), rtol=1e-10)
+    np.testing.assert_allclose(cache.update(other, 0.5), reference_ema(other, 0.5), rtol=1e-10)
 
 
 # -- refresh ---------------------------------------------------------------------------------------
@@ -129,13 +116,13 @@ def test_smoothing_plots_the_debiased_ema(qtbot, make, filled_store):
     assert plot.smoothing == pytest.approx(0.9)
     for curve, raw, column in ((plot.curve_before, plot.raw_before, "loss_before"),
                                (plot.curve_after, plot.raw_after, "loss_after")):
-        np.testing.assert_allclose(xy(curve)[1], debiased_ema(filled_store.column(column), plot.smoothing))
+        np.testing.assert_allclose(xy(curve)[1], reference_ema(filled_store.column(column), plot.smoothing))
         assert raw.isVisible()
         np.testing.assert_array_equal(xy(raw)[1], filled_store.column(column))
     filled_store.extend_metrics(synthetic_metrics(40, seed=4, start=301))  # the cache extends
     plot.refresh()
     np.testing.assert_allclose(xy(plot.curve_after)[1],
-                               debiased_ema(filled_store.column("loss_after"), plot.smoothing), rtol=1e-12)
+                               reference_ema(filled_store.column("loss_after"), plot.smoothing), rtol=1e-10)
     plot.smoothing_slider.setValue(0.0)
     np.testing.assert_array_equal(xy(plot.curve_after)[1], filled_store.column("loss_after"))
 
@@ -159,7 +146,7 @@ def test_log_y_survives_non_positive_values(qtbot, make):
     plot.view_box.autoRange()
     (x0, x1), (y0, y1) = plot.view_box.viewRange()
     assert all(math.isfinite(v) for v in (x0, x1, y0, y1))
-    assert np.isnan(plot.curve_after._getDisplayDataset().y[[3, 7]]).all()  # gaps, no -inf
+    assert np.isnan(plot.curve_after.getData()[1][[3, 7]]).all()  # gaps, no -inf
 
 
 def test_wall_time_axis(qtbot, make, filled_store):
@@ -324,6 +311,19 @@ def test_set_support_points_shows_an_edit_until_the_next_fit(qtbot, make, filled
     assert len(plot.support_points()[0]) == 4
 
 
+def test_adding_and_removing_a_point_edits_the_support_on_show_and_asks_for_a_fit(qtbot, make, filled_store):
+    plot = make(TaskViewPlot, filled_store)
+    xs, ys = plot.support_points()
+    with qtbot.waitSignal(plot.supportEdited) as edited:
+        plot.pointAdded.emit(0.25, -0.5)
+    assert edited.args == [xs + (0.25,), ys + (-0.5,)]
+    assert plot.support_points() == (xs + (0.25,), ys + (-0.5,)), "shown before the new fit arrives"
+    with qtbot.waitSignal(plot.supportEdited) as edited:
+        plot.pointRemoved.emit(0)
+    assert edited.args == [xs[1:] + (0.25,), ys[1:] + (-0.5,)]
+    assert plot.support_points() == (xs[1:] + (0.25,), ys[1:] + (-0.5,))
+
+
 def test_new_task_button(qtbot, make, filled_store):
     plot = make(TaskViewPlot, filled_store)
     with qtbot.waitSignal(plot.newTaskRequested):
@@ -335,7 +335,7 @@ def test_new_task_button(qtbot, make, filled_store):
 @pytest.mark.parametrize("cls", PLOT_CLASSES)
 def test_every_control_is_named(qtbot, make, filled_store, cls):
     plot = make(cls, filled_store)
-    controls = [w for w in plot.findChildren(QWidget) if isinstance(w, CONTROL_TYPES)]
+    controls = [w for w in plot.findChildren(QWidget) if isinstance(w, NAMED_CONTROLS)]
     assert any(isinstance(w, QAbstractButton | QAbstractSlider | QComboBox) for w in controls)
     for widget in [plot, plot.plot_widget, *controls]:
         assert widget.objectName(), f"{type(widget).__name__} has no objectName"
@@ -426,4 +426,4 @@ def test_csv_export_holds_every_iteration_of_a_decimated_history(qtbot, make, tm
     table = dict(zip(header, columns, strict=True))
     np.testing.assert_array_equal(table["iteration"], np.arange(1, 2001))
     np.testing.assert_allclose(table["loss_after_smoothed"],
-                               debiased_ema(store.history("loss_after"), plot.smoothing), rtol=1e-12)
+                               reference_ema(store.history("loss_after"), plot.smoothing), rtol=1e-10)

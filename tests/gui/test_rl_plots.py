@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from gui_testlib import (
+    reference_ema,
     store_with_landscape,
     synthetic_curve,
     synthetic_landscape,
@@ -19,12 +20,10 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QAbstractButton, QWidget
 
-from reptile_engine.config import LandscapeConfig
 from reptile_engine.events import IterationMetrics, RLIterationMetrics
 from reptile_gui.plots import PALETTE, AdaptationCurvePlot, LandscapePlot, ReturnsPlot, RLLossPlot, RolloutPlot
-from reptile_gui.plots.base import CONTROL_TYPES
-from reptile_gui.plots.smoothing import debiased_ema
 from reptile_gui.store import RL_METRIC_COLUMNS, RunStore, metrics_to_columns
+from reptile_gui.toolkit import NAMED_CONTROLS
 
 RL_PLOTS = (RLLossPlot, ReturnsPlot, RolloutPlot, AdaptationCurvePlot)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -89,10 +88,10 @@ def test_rl_losses_draw_the_three_losses_smoothed(qtbot, make, filled_rl_store):
     for name, color in (("policy_loss", "policy_loss"), ("critic_loss", "critic_loss"), ("agent_loss", "agent_loss")):
         x, y = xy(plot.curves[name])
         np.testing.assert_array_equal(x, iterations)
-        np.testing.assert_allclose(y, debiased_ema(filled_rl_store.column(name), plot.smoothing))
+        np.testing.assert_allclose(y, reference_ema(filled_rl_store.column(name), plot.smoothing))
         np.testing.assert_array_equal(xy(plot.raw_curves[name])[1], filled_rl_store.column(name))
         assert plot.curves[name].opts["pen"].color().name() == getattr(PALETTE, color)
-    latest = [debiased_ema(filled_rl_store.column(name), plot.smoothing)[-1]
+    latest = [reference_ema(filled_rl_store.column(name), plot.smoothing)[-1]
               for name in ("policy_loss", "critic_loss", "agent_loss")]
     assert legend_texts(plot)[:3] == [f"policy loss: {latest[0]:.3g}", f"critic loss: {latest[1]:.3g}",
                                       f"agent loss: {latest[2]:.3g}"], "the latest value, readable at any scale"
@@ -146,7 +145,7 @@ def test_returns_before_and_after_adaptation(qtbot, make, filled_rl_store):
     assert [line.value() for line in plot.marker_lines if line.isVisible()] == [60]
     plot.smoothing_slider.setValue(0.5)
     np.testing.assert_allclose(xy(plot.curves["return_after"])[1],
-                               debiased_ema(filled_rl_store.column("return_after"), 0.5))
+                               reference_ema(filled_rl_store.column("return_after"), 0.5))
 
 
 def test_rl_plots_of_a_supervised_store_stay_empty(qtbot, make, filled_store):
@@ -325,7 +324,7 @@ def test_loss_and_return_csv_equal_the_store(qtbot, make, filled_rl_store, tmp_p
     assert header == ["iteration", "elapsed", "return_before", "return_after", "return_before_smoothed",
                       "return_after_smoothed"]
     np.testing.assert_array_equal(column(rows, 3), filled_rl_store.column("return_after"))
-    np.testing.assert_allclose(column(rows, 5), debiased_ema(filled_rl_store.column("return_after"), 0.9))
+    np.testing.assert_allclose(column(rows, 5), reference_ema(filled_rl_store.column("return_after"), 0.9))
 
 
 def test_rollout_csv_equals_the_store(qtbot, make, filled_rl_store, tmp_path):
@@ -357,7 +356,7 @@ def surrogate():
 
 def test_signed_surrogate_is_drawn_linearly_and_labelled(qtbot, make, surrogate):
     assert surrogate.values.min() < 0 < surrogate.values.max()
-    plot = make(LandscapePlot, store_with_landscape(surrogate), config=LandscapeConfig(loss="policy"))
+    plot = make(LandscapePlot, store_with_landscape(surrogate))
     np.testing.assert_array_equal(plot.image_item.image, surrogate.values)
     assert not plot.log_scale and not plot.log_check.isEnabled(), "no log scale for negative values"
     assert "negative" in plot.log_check.toolTip()
@@ -376,7 +375,7 @@ def test_signed_surrogate_is_drawn_linearly_and_labelled(qtbot, make, surrogate)
 
 def test_log_scale_returns_with_a_positive_slice(qtbot, make, surrogate):
     store = store_with_landscape(surrogate)
-    plot = make(LandscapePlot, store, config=LandscapeConfig(loss="policy"))
+    plot = make(LandscapePlot, store)
     assert not plot.log_check.isEnabled()
     critic = synthetic_landscape(21, 1.0, loss="critic")
     store.set_landscape(critic)
@@ -386,29 +385,12 @@ def test_log_scale_returns_with_a_positive_slice(qtbot, make, surrogate):
     assert plot.color_bar.getAxis("left").labelText == "log10 critic TD loss (fixed batch)"
 
 
-def test_landscape_controls_follow_the_kind_of_run(qtbot, make):
-    plot = make(LandscapePlot, RunStore(), config=LandscapeConfig(loss="policy"))
-    choices = [plot.loss_combo.itemData(i) for i in range(plot.loss_combo.count())]
-    assert choices == ["policy", "critic"]
-    texts = [plot.loss_combo.itemText(i) for i in range(plot.loss_combo.count())]
-    assert texts == ["policy loss (surrogate, fixed batch)", "critic TD loss (fixed batch)"]
-    assert plot.steps_spin.isHidden()
-    received = []
-    plot.changesRequested.connect(received.append)
-    plot.loss_combo.setCurrentIndex(1)
-    plot.flush()
-    assert received == [{"landscape.loss": "critic"}]
-    plot.set_config(LandscapeConfig(loss="mean"))
-    assert [plot.loss_combo.itemData(i) for i in range(plot.loss_combo.count())] == ["mean", "task", "adapted"]
-    assert not plot.steps_spin.isHidden() and plot.loss_combo.currentData() == "mean"
-
-
 # -- names -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cls", (RLLossPlot, ReturnsPlot, RolloutPlot))
 def test_every_control_is_named(qtbot, make, filled_rl_store, cls):
     plot = make(cls, filled_rl_store)
-    controls = [w for w in plot.findChildren(QWidget) if isinstance(w, CONTROL_TYPES)]
+    controls = [w for w in plot.findChildren(QWidget) if isinstance(w, NAMED_CONTROLS)]
     assert any(isinstance(w, QAbstractButton) for w in controls) or cls is not RolloutPlot
     names = [w.objectName() for w in controls]
     assert all(names) and all(w.accessibleName() for w in controls)

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,6 +96,31 @@ def test_version_1_sessions_still_open(tmp_path, state):
     session.restore_store(restored, loaded)
     assert restored.kind == "supervised"
     np.testing.assert_array_equal(restored.column("loss_after"), store.column("loss_after"))
+
+
+LEGACY = Path(__file__).resolve().parents[1] / "data" / "legacy"
+
+
+@pytest.mark.parametrize(("name", "filled_store"), [("sine-v2", make_filled_store), ("ppo-v2", make_filled_rl_store)])
+def test_sessions_written_by_version_2_still_open_and_restore_the_store(tmp_path, name, filled_store):
+    """The fixtures were saved from the test library's filled stores; they open as they were written."""
+    loaded = session.load(LEGACY / f"{name}.reptile", tmp_path / "out.safetensors")
+    assert checkpoint.load(loaded.checkpoint) is not None
+    restored = RunStore()
+    session.restore_store(restored, loaded)
+    written = filled_store()
+    assert restored.kind == written.kind == loaded.config.kind
+    assert len(restored) == len(written)
+    for column in restored.metric_columns:
+        np.testing.assert_array_equal(restored.history(column), written.history(column))
+    assert [(c.iteration, c.quantity) for c in restored.curves] == [(c.iteration, c.quantity) for c in written.curves]
+    np.testing.assert_array_equal(restored.latest_curve.meta_init, written.latest_curve.meta_init)
+    assert restored.markers == written.markers
+    assert (restored.rollouts is None) == (written.rollouts is None)
+    if written.rollouts is not None:
+        assert (restored.rollouts.family, restored.rollouts.updates) == (written.rollouts.family,
+                                                                         written.rollouts.updates)
+        np.testing.assert_array_equal(restored.rollouts.returns, written.rollouts.returns)
 
 
 def test_unknown_kind_is_refused(tmp_path, state):

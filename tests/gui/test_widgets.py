@@ -25,17 +25,17 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
 from reptile_engine import catalog
-from reptile_engine.config import ConfigError, ExperimentConfig, applies_to, field_info, live_fields
+from reptile_engine.config import ConfigError, ExperimentConfig, applies_to, field_info, get_value, live_fields
 from reptile_engine.events import ConfigChanged, IterationMetrics
 from reptile_engine.presets import PRESETS, preset
 from reptile_gui.controller import ACTIONS, TrainingController
 from reptile_gui.store import RunStore, metrics_to_columns
-from reptile_gui.widgets import HyperparameterPanel, LogSlider, RunControls, RunStatusBar, TaskPicker
-from reptile_gui.widgets import hyperparameters as hp
-from reptile_gui.widgets._util import NAMED_CONTROLS
+from reptile_gui.toolkit import DEBOUNCE_MS, NAMED_CONTROLS, LogSlider
+from reptile_gui.widgets import HyperparameterPanel, RunControls, RunStatusBar, TaskPicker, field_rows
+from reptile_gui.widgets.change_log import CHANGE_LOG_LIMIT
 from reptile_gui.widgets.run_controls import RUN_ACTIONS
 
-QUIET_MS = hp.DEBOUNCE_MS + 150  # long enough for a second, unwanted emission to show up
+QUIET_MS = DEBOUNCE_MS + 150  # long enough for a second, unwanted emission to show up
 
 
 @pytest.fixture
@@ -67,10 +67,10 @@ def editable_in(state: str, iteration: int = 5):
 # -- hyperparameter panel --------------------------------------------------------------------------
 
 def test_rows_are_generated_from_the_metadata(panel):
-    live = [path for path, _, _ in live_fields(ExperimentConfig()) if not path.startswith(hp.OWN_CONTROLS)]
+    live = [path for path, _, _ in live_fields(ExperimentConfig()) if not path.startswith(field_rows.OWN_CONTROLS)]
     assert set(live) <= set(panel.paths())
-    assert set(hp.EXTRA_FIELDS) <= set(panel.paths())
-    assert set(panel.paths()) == set(live) | set(hp.EXTRA_FIELDS)
+    assert set(field_rows.EXTRA_FIELDS) <= set(panel.paths())
+    assert set(panel.paths()) == set(live) | set(field_rows.EXTRA_FIELDS)
     for path in panel.paths():
         meta = field_info(path).metadata
         editor = panel.editor(path)
@@ -84,7 +84,7 @@ def test_rows_are_generated_from_the_metadata(panel):
         else:
             assert isinstance(editor, QLabeledSlider)
         assert meta["doc"] in editor.toolTip()
-        assert panel.value(path) == hp.config_value(panel.config, path)
+        assert panel.value(path) == get_value(panel.config, path)
     sections = {box.title() for box in panel.findChildren(QWidget) if box.objectName().startswith("section_")}
     assert {"Inner loop", "Meta loop", "Meta schedule", "Inner schedule", "Evaluation", "Model", "Task",
             "Experiment", "RL agent"} == sections
@@ -119,8 +119,8 @@ def test_rows_show_only_for_their_kind_of_run(qtbot, panel):
     order = [path.rpartition(".")[0] for path in panel.paths()]
     assert order.index("rl") == max(i for i, section in enumerate(order) if section == "inner") + 1, \
         "the agent's section takes the inner loop's place"
-    assert panel.editor("rl.updates").maximum() == hp.UI_MAX["rl.updates"]
-    assert panel.editor("rl.episodes").maximum() == hp.UI_MAX["rl.episodes"]
+    assert panel.editor("rl.updates").maximum() == field_rows.UI_MAX["rl.updates"]
+    assert panel.editor("rl.episodes").maximum() == field_rows.UI_MAX["rl.episodes"]
 
     panel.set_config(ExperimentConfig())
     assert all(panel.row(path).isHidden() for path in rl_rows) and not panel.row("inner.lr").isHidden()
@@ -178,7 +178,7 @@ def test_edits_to_several_fields_coalesce(qtbot, panel):
 
 def test_releasing_the_slider_sends_at_once_and_a_round_trip_sends_nothing(qtbot, panel):
     slider = panel.editor("inner.steps").findChild(QSlider)
-    with qtbot.waitSignal(panel.changesRequested, timeout=hp.DEBOUNCE_MS // 2) as blocker:
+    with qtbot.waitSignal(panel.changesRequested, timeout=DEBOUNCE_MS // 2) as blocker:
         drag(slider, [7, 9])
         slider.setSliderDown(False)  # released: no need to wait out the debounce
     assert blocker.args == [{"inner.steps": 9}]
@@ -195,7 +195,7 @@ def test_set_config_resyncs_without_emitting(qtbot, panel):
     assert not panel.has_pending()
     for path in ("inner.lr", "inner.steps", "meta.meta_batch", "inner.optimizer", "model.hidden", "seed",
                  "meta.lr"):
-        assert panel.value(path) == hp.config_value(new, path), path
+        assert panel.value(path) == get_value(new, path), path
     assert panel.editor("inner.lr").slider.value() == panel.editor("inner.lr").value_to_position(0.003)
 
 
@@ -213,22 +213,6 @@ def test_log_slider_maps_both_ends(qtbot, panel):
         drag(meta.slider, [0])
     assert blocker.args == [{"inner.lr": 10.0, "meta.lr": 1e-4}]
     assert inner.spinbox.text() == "10" and meta.spinbox.text() == "0.0001"
-
-
-def test_log_spin_box_takes_typed_values_zero_and_steps_by_decades(qtbot):
-    slider = LogSlider(0.0, 10.0, slider_min=1e-4)
-    qtbot.addWidget(slider)
-    with qtbot.waitSignal(slider.valueChanged) as blocker:
-        slider.spinbox.lineEdit().setText("3e-3")
-        slider.spinbox.interpretText()
-    assert blocker.args == [pytest.approx(0.003)]
-    assert slider.slider.value() == slider.value_to_position(0.003)
-    slider.setValue(0.0)
-    assert slider.value() == 0.0 and slider.slider.value() == 0
-    slider.spinbox.stepBy(1)
-    assert slider.value() == 1e-4
-    slider.spinbox.stepBy(10)
-    assert slider.value() == pytest.approx(1e-3)
 
 
 def test_typed_value_beyond_the_track_is_allowed_up_to_the_config_max(qtbot, panel):
@@ -259,7 +243,7 @@ def test_rows_follow_the_controllers_editability(panel, state):
 def test_non_live_rows_disable_while_running(panel):
     panel.set_editability(editable_in("running"))
     assert not panel.editor("model.hidden").isEnabled()
-    assert panel.row("model.hidden").hint.text() == hp.STOPPED_ONLY
+    assert panel.row("model.hidden").hint.text() == field_rows.STOPPED_ONLY
     assert panel.editor("inner.lr").isEnabled()
     panel.set_editability(editable_in("stopped"))
     assert all(panel.editor(path).isEnabled() for path in panel.paths())
@@ -286,7 +270,7 @@ def test_rejected_change_marks_the_row_and_resyncs(qtbot, panel):
 
 
 def test_applied_changes_are_logged_newest_first_and_flash(qtbot, monkeypatch):
-    monkeypatch.setattr(hp, "HIGHLIGHT_MS", 30)
+    monkeypatch.setattr(field_rows, "HIGHLIGHT_MS", 30)
     panel = HyperparameterPanel(ExperimentConfig())
     qtbot.addWidget(panel)
     config = panel.config.with_updates({"inner.lr": 0.01})
@@ -296,10 +280,10 @@ def test_applied_changes_are_logged_newest_first_and_flash(qtbot, monkeypatch):
     row = panel.row("inner.lr")
     assert row.property("applied") is True
     qtbot.waitUntil(lambda: not row.property("applied"), timeout=2000)
-    for i in range(hp.CHANGE_LOG_LIMIT + 5):
+    for i in range(CHANGE_LOG_LIMIT + 5):
         panel.show_applied(SimpleNamespace(iteration=200 + i, changes={"inner.steps": (i, i + 1)}))
-    assert panel.change_log.count() == hp.CHANGE_LOG_LIMIT
-    assert panel.change_log.item(0).text().startswith(f"iteration {200 + hp.CHANGE_LOG_LIMIT + 4}:")
+    assert panel.change_log.count() == CHANGE_LOG_LIMIT
+    assert panel.change_log.item(0).text().startswith(f"iteration {200 + CHANGE_LOG_LIMIT + 4}:")
 
 
 def test_the_change_log_leaves_out_view_settings_and_clears(qtbot):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from reptile_engine.config import ConfigError
+from reptile_engine.errors import ConfigError
 from reptile_engine.plugins import load_plugin, plugin_names
 from reptile_engine.rl.families._mujoco import INSTALL_HINT, mujoco_available
 from reptile_engine.rl.families.base import Task, TaskFamily, Uniform, register_env

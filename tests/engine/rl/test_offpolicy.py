@@ -1,8 +1,7 @@
-"""TD3 as the inner loop: the agent, per-task replay, the TD3 update rules, learning, and Reptile on top of it."""
+"""TD3 as the inner loop: the agent, per-task replay, the TD3 update rules and learning."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 
@@ -11,16 +10,17 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 
-from reptile_engine import checkpoint
+from reptile_engine.config import ConfigError, RLConfig
+from reptile_engine.presets import preset
 from reptile_engine.rl import offpolicy
 from reptile_engine.rl.buffers import ReplayBuffer, ReplaySamples
 from reptile_engine.rl.families import make_family
-from reptile_engine.rl.offpolicy import OffPolicyConfig, TD3Agent, adapt, gradient_step, store
-from reptile_engine.rl.reptile_rl import SEED_HIGH, RLMetaConfig, RLMetaLearner
-from reptile_engine.rl.runner import MetaEpisodeRunner, to_env_actions
+from reptile_engine.rl.offpolicy import TD3Agent, adapt, draw_batch, gradient_step, store
+from reptile_engine.rl.onpolicy import collections
+from reptile_engine.rl.runner import SEED_HIGH, MetaEpisodeRunner, to_env_actions
 
 TASKS = [{"goal": [0.3, -0.2]}, {"goal": [-0.4, 0.1]}, {"goal": [0.1, 0.45]}]
-SMALL = OffPolicyConfig(updates=2, episodes=2, gradient_steps=4, batch_size=16)
+SMALL = RLConfig(algorithm="td3", updates=2, episodes=2, gradient_steps=4, batch_size=16)
 
 
 def make_setting(horizon: int = 20, hidden: tuple[int, ...] = (16, 16), backend: str = "auto",
@@ -36,8 +36,9 @@ def setting():
     return make_setting()
 
 
-def seed_table(config: OffPolicyConfig, tasks: int = len(TASKS), seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 2**62, size=(config.collections, tasks))
+def seed_table(config: RLConfig, tasks: int = len(TASKS), seed: int = 0, evaluate_after: bool = True) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, SEED_HIGH, size=(collections(config.updates, evaluate_after),
+                                                                    tasks))
 
 
 # --- The agent ---
@@ -176,18 +177,20 @@ def test_targets_and_online_networks_of_every_task_start_at_theta(setting, monke
 
 def test_with_policy_delay_the_actor_and_targets_wait_while_the_critics_learn(setting):
     agent, runner, theta = setting
-    config = OffPolicyConfig(updates=1, episodes=2, gradient_steps=1, batch_size=16, policy_delay=2,
-                             evaluate_after=False)
-    seeds = seed_table(config)
+    config = RLConfig(algorithm="td3", updates=1, episodes=2, gradient_steps=1, batch_size=16, policy_delay=2)
+    seeds = seed_table(config, evaluate_after=False)
     start = theta.expand(len(TASKS), -1)
-    one = adapt(agent, runner, theta, TASKS, seeds, config, torch.Generator().manual_seed(0)).phi
+
+    def adapted(config: RLConfig) -> torch.Tensor:
+        return adapt(agent, runner, theta, TASKS, seeds, config, torch.Generator().manual_seed(0),
+                     evaluate_after=False).phi
+
+    one = adapted(config)
     assert torch.equal(one[:, agent.actor_slice], start[:, agent.actor_slice])  # the first step skips the actor
     assert (one[:, agent.critic_slice] != start[:, agent.critic_slice]).any(dim=1).all()  # ... not the critics
-    two = adapt(agent, runner, theta, TASKS, seeds, dataclasses.replace(config, gradient_steps=2),
-                torch.Generator().manual_seed(0)).phi
+    two = adapted(dataclasses.replace(config, gradient_steps=2))
     assert (two[:, agent.actor_slice] != start[:, agent.actor_slice]).any(dim=1).all()  # the second moves it
-    every = adapt(agent, runner, theta, TASKS, seeds, dataclasses.replace(config, policy_delay=1),
-                  torch.Generator().manual_seed(0)).phi
+    every = adapted(dataclasses.replace(config, policy_delay=1))
     assert (every[:, agent.actor_slice] != start[:, agent.actor_slice]).any(dim=1).all()
 
 
@@ -210,16 +213,13 @@ def test_a_delayed_step_updates_the_actor_on_q1_then_polyak_averages_the_targets
     rollout = runner.collect(theta.expand(3, -1), TASKS, seeds=[1, 2, 3], episodes=2)
     replay = ReplayBuffer(200, 2, 2, tasks=3)
     store(replay, rollout.buffer)
-    generator = torch.Generator().manual_seed(0)
     critics = torch.nn.Parameter(theta[agent.critic_slice].expand(3, -1).clone())
     actor = torch.nn.Parameter(theta[agent.actor_slice].expand(3, -1).clone())
     target = torch.stack([agent.init(torch.Generator().manual_seed(s)) for s in range(3)])
     optimizers = (torch.optim.SGD([actor], lr=0.1), torch.optim.SGD([critics], lr=0.1))
     before_target = target.clone()
-    state = generator.get_state()
-    samples = replay.sample(generator, config.batch_size)
-    generator.set_state(state)
-    critic_loss, actor_loss = gradient_step(agent, actor, critics, target, optimizers, replay, config, generator,
+    samples, smoothing = draw_batch(replay, config, torch.Generator().manual_seed(0))
+    critic_loss, actor_loss = gradient_step(agent, actor, critics, target, optimizers, samples, smoothing, config,
                                             update_actor=True)
     # The actor's loss is -mean(Q1(s, actor(s))) with the critics as they are after their own step.
     reference = -agent.q_values(agent.prepare_parts(theta[agent.actor_slice].expand(3, -1), critics.detach()),
@@ -240,7 +240,7 @@ def test_adapt_is_deterministic_and_reports_td3_metrics(setting):
     assert first.metrics == again.metrics
     other = adapt(agent, runner, theta, TASKS, seeds, SMALL, torch.Generator().manual_seed(5))
     assert not torch.equal(other.phi, first.phi)  # the generator draws the replay batches and target noise
-    assert first.returns.shape == (SMALL.collections, len(TASKS))
+    assert first.returns.shape == (collections(SMALL.updates), len(TASKS))
     assert set(first.metrics) == {"agent_loss", "policy_loss", "critic_loss", "entropy", "return_before",
                                   "return_after"}
     assert first.metrics["agent_loss"] == pytest.approx(first.metrics["policy_loss"] + first.metrics["critic_loss"])
@@ -253,7 +253,7 @@ def test_adapt_is_deterministic_and_reports_td3_metrics(setting):
 
 def test_td3_inner_loop_improves_point_nav_from_a_random_init():
     agent, runner, theta = make_setting(horizon=30, hidden=(64, 64))
-    config = OffPolicyConfig(updates=4, episodes=4, gradient_steps=128, batch_size=128)
+    config = RLConfig(algorithm="td3", updates=4, episodes=4, gradient_steps=128, batch_size=128, max_grad_norm=0.0)
     seeds = seed_table(config)
     result = adapt(agent, runner, theta, TASKS, seeds, config, torch.Generator().manual_seed(0))
     standing_still = runner.evaluate_returns(torch.zeros(3, agent.size), TASKS, 1, seeds[0], deterministic=True)
@@ -268,77 +268,24 @@ def test_adapt_checks_the_seed_table(setting):
         adapt(agent, runner, theta, TASKS, np.zeros((2, 3)), SMALL, torch.Generator())
 
 
+def test_draw_batch_clips_the_smoothing_noise_and_follows_the_generator(setting):
+    agent, runner, theta = setting
+    replay = ReplayBuffer(200, 2, 2, tasks=3)
+    store(replay, runner.collect(theta.expand(3, -1), TASKS, seeds=[1, 2, 3], episodes=2).buffer)
+    config = dataclasses.replace(SMALL, policy_noise=5.0, noise_clip=0.3)
+    samples, smoothing = draw_batch(replay, config, torch.Generator().manual_seed(7))
+    assert smoothing.shape == samples.actions.shape == (3, SMALL.batch_size, 2)
+    assert smoothing.abs().max() == pytest.approx(0.3) and (smoothing.abs() < 0.3).any()
+    again = draw_batch(replay, config, torch.Generator().manual_seed(7))
+    assert torch.equal(again[0].obs, samples.obs) and torch.equal(again[1], smoothing)
+
+
 @pytest.mark.parametrize(("field", "value"), [
     ("algorithm", "sac"), ("actor_lr", 0.0), ("critic_lr", float("inf")), ("gradient_steps", 0), ("batch_size", 0),
     ("tau", 0.0), ("tau", 1.5), ("gamma", 1.1), ("policy_delay", 0), ("policy_noise", -0.1), ("noise_clip", -1.0),
     ("exploration_noise", 0.0), ("buffer_size", 0), ("max_grad_norm", -1.0), ("updates", -1),
 ])
-def test_config_validation_names_the_field(field, value):
-    with pytest.raises(ValueError, match=f"inner.{field}"):
-        dataclasses.replace(OffPolicyConfig(), **{field: value}).validate()
-
-
-# --- Reptile with TD3 ---
-
-
-META = RLMetaConfig(meta_batch=3, horizon=15, actor_hidden=(16,), critic_hidden=(16,), meta_lr=0.5, seed=3,
-                    inner=OffPolicyConfig(updates=2, episodes=2, gradient_steps=4, batch_size=16))
-
-
-def test_reptile_outer_step_with_td3_moves_theta_by_eps_towards_the_mean_of_phi(monkeypatch):
-    learner = RLMetaLearner(META)
-    assert isinstance(learner.agent, TD3Agent)
-    learner.step()  # start from a theta that is not the initialization
-    theta0 = learner.theta.detach().clone()
-    rng = copy.deepcopy(learner.rng)
-    generator = torch.Generator().set_state(learner.generator.get_state())
-    starts = []
-    collect = learner.runner.collect_steps
-    monkeypatch.setattr(learner.runner, "collect_steps", lambda params, *a, **k:
-                        starts.append(params.clone()) or collect(params, *a, **k))
-
-    metrics = learner.step()
-
-    assert torch.equal(starts[0], theta0.expand(META.meta_batch, -1))  # every task started from theta
-    tasks = learner.family.sample_tasks(rng, META.meta_batch)
-    seeds = rng.integers(0, SEED_HIGH, size=(META.inner.collections, META.meta_batch))
-    manual = adapt(learner.agent, learner.runner, theta0, tasks, seeds, META.inner, generator)
-    phi = learner.last_result.phi
-    assert torch.equal(manual.phi, phi)
-    expected = theta0 + META.meta_lr * (phi.mean(dim=0) - theta0)
-    theta1 = learner.theta.detach()
-    torch.testing.assert_close(theta1, expected, rtol=1e-6, atol=1e-7)
-    agent = learner.agent
-    for part in (agent.actor_slice, agent.critic_slice):
-        assert not torch.allclose(theta1[part], theta0[part], rtol=0, atol=1e-6)
-    assert "log_std" not in metrics and math.isfinite(metrics["pseudo_grad_norm_critic"])
-    assert metrics["entropy"] == pytest.approx(agent.exploration_entropy)
-
-
-def test_reptile_with_td3_resumes_bit_exactly_from_a_checkpoint(tmp_path):
-    def without_time(metrics: dict) -> dict:
-        return {k: v for k, v in metrics.items() if k != "seconds"}
-
-    straight = RLMetaLearner(META)
-    first = [without_time(straight.step()) for _ in range(2)]
-    rest = [without_time(straight.step()) for _ in range(2)]
-    interrupted = RLMetaLearner(META)
-    assert [without_time(interrupted.step()) for _ in range(2)] == first
-    state = interrupted.state_dict()
-    path = checkpoint.save(tmp_path / "td3.safetensors", state["tensors"], state["meta"])
-    tensors, meta = checkpoint.load(path)
-    resumed = RLMetaLearner(dataclasses.replace(META, seed=META.seed + 1))
-    resumed.load_state_dict({"tensors": tensors, "meta": meta})
-    assert [without_time(resumed.step()) for _ in range(2)] == rest
-    assert torch.equal(resumed.theta.detach(), straight.theta.detach())
-    restored = RLMetaConfig.from_dict(meta["config"])
-    assert restored == META and isinstance(restored.inner, OffPolicyConfig)
-    # An on-policy learner cannot load a TD3 checkpoint: the agents differ.
-    with pytest.raises(checkpoint.CheckpointError):
-        RLMetaLearner(dataclasses.replace(META, inner=RLMetaConfig().inner)).load_state_dict(
-            {"tensors": tensors, "meta": meta})
-
-
-def test_learner_config_names_a_bad_td3_field():
-    with pytest.raises(ValueError, match="inner.tau"):
-        RLMetaLearner(dataclasses.replace(META, inner=OffPolicyConfig(tau=0.0)))
+def test_the_rl_section_is_validated_once_naming_the_field(field, value):
+    with pytest.raises(ConfigError) as info:
+        preset("meta-rl").with_updates({"rl.algorithm": "td3", f"rl.{field}": value})
+    assert info.value.field == f"rl.{field}"

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
+from reptile_engine.config import ConfigError, RLConfig
+from reptile_engine.presets import preset
 from reptile_engine.rl.agents import ActorCritic
 from reptile_engine.rl.families import make_family
 from reptile_engine.rl.onpolicy import (
-    OnPolicyConfig,
     adapt,
     agent_loss,
     clip_grad_norm_per_task_,
@@ -35,10 +34,10 @@ def setting():
 
 
 @pytest.mark.parametrize("config", [
-    OnPolicyConfig(algorithm="a2c", optimizer="sgd", lr=1e-3, max_grad_norm=None),
-    OnPolicyConfig(algorithm="ppo", optimizer="adam", lr=1e-3, epochs=1, minibatches=1),
-    OnPolicyConfig(algorithm="ppo", optimizer="sgd", lr=1e-3, epochs=1, minibatches=1, entropy_coef=0.01),
-], ids=["a2c-sgd", "ppo-adam", "ppo-sgd-entropy"])
+    RLConfig(algorithm="a2c", optimizer="sgd", max_grad_norm=0.0),
+    RLConfig(algorithm="ppo", optimizer="adam", lr=1e-3, epochs=1, minibatches=1),
+    RLConfig(algorithm="ppo", optimizer="sgd", lr=1e-3, epochs=1, minibatches=1, entropy_coef=0.01),
+], ids=["a2c-sgd-unclipped", "ppo-adam", "ppo-sgd-entropy"])
 def test_one_inner_update_reduces_each_tasks_agent_loss_on_its_own_batch(setting, config):
     agent, runner, theta = setting
     rollout = runner.collect(theta.expand(3, -1), TASKS, seeds=[3, 4, 5], episodes=4)
@@ -46,7 +45,8 @@ def test_one_inner_update_reduces_each_tasks_agent_loss_on_its_own_batch(setting
     batch = rollout.buffer.samples()
     phi = start_params(theta, 3)
     before = agent_loss(agent, phi, batch, config).total.detach()
-    measured = update(agent, phi, make_optimizer(phi, config), rollout.buffer, config, torch.Generator().manual_seed(0))
+    optimizer = make_optimizer(phi, config, 1e-3)
+    measured = update(agent, phi, optimizer, rollout.buffer, config, torch.Generator().manual_seed(0))
     after = agent_loss(agent, phi, batch, config).total.detach()
     torch.testing.assert_close(measured.total, before)  # one step: the reported loss is the one before it
     assert (after < before).all(), (before, after)
@@ -56,7 +56,7 @@ def test_one_inner_update_reduces_each_tasks_agent_loss_on_its_own_batch(setting
 def test_adapting_a_meta_batch_equals_adapting_each_task_alone(setting):
     """Per-task gradients, per-task Adam state and per-task clipping: no task leaks into another."""
     agent, runner, theta = setting
-    config = OnPolicyConfig(updates=2, episodes=2, epochs=2, minibatches=2, lr=3e-3, max_grad_norm=0.1)
+    config = RLConfig(updates=2, episodes=2, epochs=2, minibatches=2, optimizer="adam", lr=3e-3, max_grad_norm=0.1)
     seeds = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]])
     together = adapt(agent, runner, theta, TASKS, seeds, config, torch.Generator().manual_seed(0))
     for t, task in enumerate(TASKS):
@@ -67,7 +67,7 @@ def test_adapting_a_meta_batch_equals_adapting_each_task_alone(setting):
 
 def test_each_update_collects_fresh_episodes_with_the_current_parameters(setting, monkeypatch):
     agent, runner, theta = setting
-    config = OnPolicyConfig(updates=3, episodes=2, epochs=1, minibatches=2)
+    config = RLConfig(updates=3, episodes=2, epochs=1, minibatches=2, lr=1e-3)
     calls = []
     collect = runner.collect_steps
     monkeypatch.setattr(runner, "collect_steps", lambda params, tasks, seeds, episodes, **kw:
@@ -91,8 +91,11 @@ def test_each_update_collects_fresh_episodes_with_the_current_parameters(setting
 def test_adapt_checks_the_seed_table(setting):
     agent, runner, theta = setting
     with pytest.raises(ValueError, match="seeds"):
-        adapt(agent, runner, theta, TASKS, np.zeros((2, 3)), OnPolicyConfig(updates=2),
-              torch.Generator().manual_seed(0))
+        adapt(agent, runner, theta, TASKS, np.zeros((2, 3)), RLConfig(updates=2), torch.Generator().manual_seed(0))
+    # Without the evaluation of phi the table has one row per update.
+    result = adapt(agent, runner, theta, TASKS, np.zeros((2, 3)), RLConfig(updates=2), torch.Generator(),
+                   evaluate_after=False)
+    assert result.returns.shape == (2, 3) and "return_after" not in result.metrics
 
 
 def test_per_task_gradient_clipping_matches_clip_grad_norm():
@@ -108,8 +111,23 @@ def test_per_task_gradient_clipping_matches_clip_grad_norm():
     torch.testing.assert_close(clipped, torch.stack(expected))
 
 
+def test_the_rate_and_counts_of_a_call_override_the_config(setting):
+    agent, runner, theta = setting
+    config = RLConfig(updates=1, episodes=2, epochs=1, minibatches=1, lr=1e-3)
+    seeds = np.arange(9).reshape(3, 3)
+    longer = adapt(agent, runner, theta, TASKS, seeds, config, torch.Generator().manual_seed(0), updates=2,
+                   episodes=3)
+    assert longer.returns.shape == (3, 3)
+    same = adapt(agent, runner, theta, TASKS, seeds, RLConfig(updates=2, episodes=3, epochs=1, minibatches=1,
+                                                              lr=0.05), torch.Generator().manual_seed(0))
+    faster = adapt(agent, runner, theta, TASKS, seeds, RLConfig(updates=2, episodes=3, epochs=1, minibatches=1),
+                   torch.Generator().manual_seed(0), lr=0.05)
+    assert torch.equal(same.phi, faster.phi) and not torch.equal(same.phi, longer.phi)
+
+
 @pytest.mark.parametrize(("field", "value"), [("algorithm", "dqn"), ("lr", float("nan")), ("epochs", 0),
                                               ("clip_ratio", 1.5), ("gamma", 1.1), ("max_grad_norm", -1.0)])
-def test_config_validation_names_the_field(field, value):
-    with pytest.raises(ValueError, match=f"inner.{field}"):
-        dataclasses.replace(OnPolicyConfig(), **{field: value}).validate()
+def test_the_rl_section_is_validated_once_naming_the_field(field, value):
+    with pytest.raises(ConfigError) as info:
+        preset("meta-rl").with_updates({f"rl.{field}": value})
+    assert info.value.field == f"rl.{field}"

@@ -1,4 +1,4 @@
-"""The meta-RL trainer: the supervised trainer's commands, events and checkpoints, over RLMetaLearner."""
+"""Meta-RL under the one trainer: its commands, events and checkpoints over ``RLLearner``."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ from reptile_engine.events import (
     StateChanged,
 )
 from reptile_engine.presets import preset, preset_for_task
-from reptile_engine.rl.trainer import RLTrainer, learner_config
+from reptile_engine.rl import onpolicy
+from reptile_engine.rl.learner import RLLearner
+from reptile_engine.rl.onpolicy import InnerResult
+from reptile_engine.supervised import SupervisedLearner
 from reptile_engine.trainer import FitTask, Trainer, open_trainer, resume_trainer
 
 TINY = {"meta.iterations": 4, "meta.meta_batch": 3, "rl.episodes": 2, "rl.updates": 1, "rl.hidden": 8,
@@ -43,9 +46,9 @@ def metrics_of(events):
     return [e for e in events if isinstance(e, RLIterationMetrics)]
 
 
-def test_open_trainer_picks_the_trainer_by_task_kind():
-    assert isinstance(open_trainer(tiny()), RLTrainer)
-    assert type(open_trainer(preset("quick"))) is Trainer
+def test_open_trainer_picks_the_learner_by_task_kind():
+    assert isinstance(open_trainer(tiny()).learner, RLLearner)
+    assert isinstance(open_trainer(preset("quick")).learner, SupervisedLearner)
     assert preset_for_task("point-nav-2d") == "meta-rl" and preset_for_task("sine") == "default"
 
 
@@ -64,17 +67,27 @@ def test_rl_config_is_validated_like_the_supervised_one():
     assert info.value.field == "landscape.loss"
 
 
-def test_the_learner_config_follows_the_experiment_config():
-    cfg = tiny(rl__lr=0.02, meta__lr=0.3, rl__horizon=0, rl__max_grad_norm=0.0)
-    learner = learner_config(cfg, inner_lr=0.005)
-    assert learner.family == "point-nav-2d" and learner.meta_lr == 0.3 and learner.meta_batch == 3
-    assert learner.inner.lr == 0.005 and learner.inner.episodes == 2 and learner.inner.updates == 1
-    assert learner.horizon is None and learner.inner.max_grad_norm is None
-    assert learner.actor_hidden == (8, 8) == learner.critic_hidden
+def test_the_inner_loop_runs_at_the_scheduled_rate_on_the_live_config(monkeypatch):
+    cfg = tiny(rl__lr=0.02, inner_schedule__kind="linear", meta__iterations=4)
+    seen = []
+    adapt_ticks = onpolicy.adapt_ticks
+
+    def watching(agent, runner, theta, tasks, seeds, rl, generator, **options):
+        seen.append((rl.lr, rl.episodes, options["lr"], len(tasks)))
+        return (yield from adapt_ticks(agent, runner, theta, tasks, seeds, rl, generator, **options))
+
+    monkeypatch.setattr(onpolicy, "adapt_ticks", watching)
+    trainer = Trainer(cfg)
+    trainer.step()
+    trainer.update({"rl.episodes": 3})
+    list(trainer.run(iterations=2))
+    training = [call for call in seen if call[2] is not None]  # the evaluations run at the base rate
+    assert training[0] == (0.02, 2, 0.02, 3)
+    assert training[1] == (0.02, 3, pytest.approx(0.02 * 3 / 4), 3)
 
 
 def test_run_reports_rl_metrics_and_return_curves():
-    events = list(RLTrainer(tiny()).run())
+    events = list(Trainer(tiny()).run())
     assert isinstance(events[0], StateChanged) and isinstance(events[-1], Finished)
     metrics = metrics_of(events)
     assert [m.iteration for m in metrics] == [1, 2, 3, 4]
@@ -92,7 +105,7 @@ def test_run_reports_rl_metrics_and_return_curves():
 
 
 def test_live_changes_apply_between_iterations():
-    trainer = RLTrainer(tiny(meta__iterations=3))
+    trainer = Trainer(tiny(meta__iterations=3))
     events = trainer.run()
     seen = []
     for event in events:
@@ -107,46 +120,55 @@ def test_live_changes_apply_between_iterations():
     assert (metrics[1].inner_updates, metrics[1].meta_batch, metrics[1].inner_lr) == (2, 2, 0.001)
 
 
-def test_a_non_finite_iteration_rolls_back_and_pauses(monkeypatch):
-    trainer = RLTrainer(tiny())
-    list(trainer.run(iterations=1))
+def inner_loop_returning(change):
+    """The on-policy inner loop with ``change`` applied to its result."""
+    adapt_ticks = onpolicy.adapt_ticks
+
+    def changed(*args, **options) -> InnerResult:
+        return change((yield from adapt_ticks(*args, **options)))
+
+    return changed
+
+
+def test_a_non_finite_iteration_rolls_back(monkeypatch):
+    trainer = Trainer(tiny())
     theta = trainer.theta.detach().clone()
-    real_step = trainer.learner.step_ticks
-
-    def poisoned_step():
-        metrics = yield from real_step()
-        with torch.no_grad():
-            trainer.learner.theta.fill_(float("nan"))
-        return metrics
-
-    monkeypatch.setattr(trainer.learner, "step_ticks", poisoned_step)
+    list(trainer.run(iterations=1))
+    monkeypatch.setattr(onpolicy, "adapt_ticks", inner_loop_returning(lambda result: result._replace(
+        phi=torch.full_like(result.phi, math.nan))))
     event = trainer.step()
-    assert isinstance(event, Diverged) and event.rolled_back_to == 1 and "rl.lr (scheduled)" in event.hyperparameters
-    assert trainer.iteration == 1 == trainer.learner.iteration
+    assert isinstance(event, Diverged) and "non-finite" in event.reason
+    # The adapted parameters of iteration 2 measure theta after iteration 1: the state before it is restored.
+    assert event.rolled_back_to == 0 and "rl.lr (scheduled)" in event.hyperparameters
+    assert trainer.iteration == 1
     torch.testing.assert_close(trainer.theta.detach(), theta, rtol=0, atol=0)
 
 
-def test_resume_from_a_checkpoint_is_exact(tmp_path):
-    straight = RLTrainer(tiny())
+@pytest.mark.parametrize(("optimizer", "lr"), [("sgd", 0.3), ("adam", 0.01)])
+def test_resume_from_a_checkpoint_is_exact(tmp_path, optimizer, lr):
+    straight = Trainer(tiny(meta__optimizer=optimizer, meta__lr=lr))
     list(straight.run(iterations=4))
-    first = RLTrainer(tiny())
+    first = Trainer(tiny(meta__optimizer=optimizer, meta__lr=lr))
     list(first.run(iterations=2))
     path = first.save_checkpoint(tmp_path / "rl.safetensors")
     resumed = resume_trainer(path)
-    assert isinstance(resumed, RLTrainer) and resumed.iteration == 2
+    assert isinstance(resumed.learner, RLLearner) and resumed.iteration == 2
     list(resumed.run(iterations=4))
     torch.testing.assert_close(resumed.theta.detach(), straight.theta.detach(), rtol=0, atol=0)
     assert resumed.learner.rng.bit_generator.state == straight.learner.rng.bit_generator.state
+    assert torch.equal(resumed.learner.generator.get_state(), straight.learner.generator.get_state())
 
 
 def test_a_checkpoint_of_another_agent_is_refused(tmp_path):
-    path = RLTrainer(tiny()).save_checkpoint(tmp_path / "rl.safetensors")
+    path = Trainer(tiny()).save_checkpoint(tmp_path / "rl.safetensors")
     with pytest.raises(CheckpointError, match="theta"):
-        RLTrainer.from_checkpoint(path, overrides={"rl.hidden": 16})
+        Trainer.from_checkpoint(path, overrides={"rl.hidden": 16})
+    with pytest.raises(CheckpointError, match="theta"):
+        Trainer.from_checkpoint(path, overrides={"rl.algorithm": "td3"})
 
 
 def test_rollouts_show_a_held_out_task_after_each_update_count():
-    trainer = RLTrainer(tiny())
+    trainer = Trainer(tiny())
     event = trainer.fit_task(FitTask(request=7, seed=3, steps=(0, 1, 2)))
     assert isinstance(event, Rollouts) and event.request == 7 and event.updates == (0, 1, 2)
     assert event.family == "point-nav-2d" and event.labels == ("x", "y")
@@ -167,7 +189,7 @@ def test_rollouts_show_a_held_out_task_after_each_update_count():
 @pytest.mark.parametrize("loss", ["policy", "critic"])
 @pytest.mark.parametrize("plane", ["random", "task", "pca"])
 def test_landscape_is_a_labelled_surrogate_centred_on_theta(loss, plane):
-    trainer = RLTrainer(tiny(landscape__loss=loss, landscape__plane=plane))
+    trainer = Trainer(tiny(landscape__loss=loss, landscape__plane=plane))
     list(trainer.run(iterations=4))
     event = trainer.landscape()
     assert isinstance(event, LandscapeReady)
@@ -183,9 +205,9 @@ def test_landscape_is_a_labelled_surrogate_centred_on_theta(loss, plane):
 
 
 def test_landscape_leaves_the_run_unchanged():
-    plain = RLTrainer(tiny())
+    plain = Trainer(tiny())
     list(plain.run(iterations=2))
-    sliced = RLTrainer(tiny())
+    sliced = Trainer(tiny())
     list(sliced.run(iterations=1))
     sliced.landscape()
     list(sliced.run(iterations=2))
@@ -220,11 +242,11 @@ TD3 = {"rl.algorithm": "td3", "rl.gradient_steps": 4, "rl.batch_size": 16}
 
 
 def test_td3_trains_resumes_and_slices(tmp_path):
-    straight = RLTrainer(tiny(**{k.replace(".", "__"): v for k, v in TD3.items()}))
+    straight = Trainer(tiny(**{k.replace(".", "__"): v for k, v in TD3.items()}))
     events = list(straight.run(iterations=3))
     assert type(straight.learner.agent).__name__ == "TD3Agent"
     assert all(math.isfinite(m.critic_loss) and math.isfinite(m.return_after) for m in metrics_of(events))
-    first = RLTrainer(tiny(**{k.replace(".", "__"): v for k, v in TD3.items()}))
+    first = Trainer(tiny(**{k.replace(".", "__"): v for k, v in TD3.items()}))
     list(first.run(iterations=2))
     resumed = resume_trainer(first.save_checkpoint(tmp_path / "td3.safetensors"))
     list(resumed.run(iterations=3))
@@ -238,13 +260,13 @@ def test_td3_trains_resumes_and_slices(tmp_path):
 @pytest.fixture
 def slow(monkeypatch) -> ExperimentConfig:
     """Many inner updates per meta-iteration on point-nav-2d, reported every few milliseconds."""
-    monkeypatch.setattr("reptile_engine.rl.trainer.PROGRESS_EVERY", 0.005)
+    monkeypatch.setattr("reptile_engine.trainer.PROGRESS_EVERY", 0.005)
     return tiny(meta__iterations=3, meta__meta_batch=4, rl__updates=10, rl__episodes=10, rl__horizon=40,
                 evaluation__every=100)
 
 
 def test_progress_is_reported_within_a_slow_iteration(slow):
-    trainer = RLTrainer(slow)
+    trainer = Trainer(slow)
     events = list(trainer.run(iterations=1))
     progress = [e for e in events if isinstance(e, IterationProgress)]
     (finished,) = metrics_of(events)
@@ -258,10 +280,10 @@ def test_progress_is_reported_within_a_slow_iteration(slow):
 
 
 def test_stop_mid_iteration_discards_it(slow):
-    trainer = RLTrainer(slow)
+    trainer = Trainer(slow)
     list(trainer.run(iterations=1))
     theta = trainer.theta.detach().clone()
-    state = trainer.learner.state_dict()
+    tensors, meta = trainer.learner.state()
     events = []
     for event in trainer.run(iterations=3):
         events.append(event)
@@ -269,16 +291,16 @@ def test_stop_mid_iteration_discards_it(slow):
             threading.Thread(target=trainer.stop).start()  # as the GUI would, from another thread
     assert isinstance(events[-1], Finished) and events[-1].reason == "stopped"
     assert not metrics_of(events) and events[-1].iteration == 1
-    assert trainer.iteration == 1 == trainer.learner.iteration
+    assert trainer.iteration == 1
     assert torch.equal(trainer.theta.detach(), theta)
-    assert trainer.learner.rng.bit_generator.state == state["meta"]["rng"], "the generators as before the iteration"
-    assert torch.equal(trainer.learner.generator.get_state(), state["tensors"]["generator"])
+    assert trainer.learner.rng.bit_generator.state == meta["rng"], "the generators as before the iteration"
+    assert torch.equal(trainer.learner.generator.get_state(), tensors["generator"])
 
 
 def test_a_pause_mid_iteration_redoes_it_exactly_on_resume(slow):
-    straight = RLTrainer(slow)
+    straight = Trainer(slow)
     list(straight.run(iterations=1))
-    paused = RLTrainer(slow)
+    paused = Trainer(slow)
     events = []
     for event in paused.run(iterations=1):
         events.append(event)
@@ -292,15 +314,10 @@ def test_a_pause_mid_iteration_redoes_it_exactly_on_resume(slow):
 
 
 def test_an_exploding_critic_loss_rolls_back_before_it_is_non_finite(monkeypatch):
-    trainer = RLTrainer(tiny(meta__iterations=40))
+    trainer = Trainer(tiny(meta__iterations=40))
     list(trainer.run(iterations=25))
-    real_step = trainer.learner.step_ticks
-
-    def exploding():
-        metrics = yield from real_step()
-        return {**metrics, "critic_loss": 1e9}
-
-    monkeypatch.setattr(trainer.learner, "step_ticks", exploding)
+    monkeypatch.setattr(onpolicy, "adapt_ticks", inner_loop_returning(lambda result: result._replace(
+        metrics={**result.metrics, "critic_loss": 1e9})))
     event = trainer.step()
     assert isinstance(event, Diverged) and "critic loss" in event.reason
-    assert event.rolled_back_to == 24 and trainer.iteration == 25 == trainer.learner.iteration
+    assert event.rolled_back_to == 24 and trainer.iteration == 25

@@ -1,4 +1,13 @@
-"""Small helpers shared by the widgets: naming for accessibility, signal blocking, change text."""
+"""Names, texts and signal blocking for controls: what every widget and plot control needs.
+
+A control gets an object name (tests, styles, settings) and an accessible name (screen readers); the
+unnamed parts inside a compound control are named after their owner. ``blocked`` is the one way to
+re-sync a control from outside without its signals echoing back as an edit.
+
+>>> name_control(QSpinBox(), "landscape_steps", "Landscape inner steps", "SGD steps")  # doctest: +SKIP
+>>> with blocked(spin_box):                                                             # doctest: +SKIP
+...     spin_box.setValue(config.landscape.steps)
+"""
 
 from __future__ import annotations
 
@@ -17,21 +26,38 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-#: The control types every widget in this package names (object name and accessible name).
 NAMED_CONTROLS: tuple[type[QWidget], ...] = (QAbstractButton, QAbstractSlider, QComboBox, QAbstractSpinBox,
                                              QLineEdit)
+"""The control types that always carry an object name and an accessible name."""
 
 
-def name_widget(widget: QWidget, object_name: str, accessible_name: str, tooltip: str | None = None,
-                description: str | None = None) -> QWidget:
-    """Give ``widget`` an object name (for tests, styles, settings) and an accessible name (screen readers)."""
+def name_control(widget: QWidget, object_name: str, accessible_name: str, tooltip: str | None = None,
+                 description: str | None = None) -> QWidget:
+    """Give ``widget`` an object name and an accessible name (and a spin box's text field both, after it)."""
     widget.setObjectName(object_name)
     widget.setAccessibleName(accessible_name)
-    if tooltip is not None:
+    if tooltip:
         widget.setToolTip(tooltip)
     if description is not None:
         widget.setAccessibleDescription(description)
+    if isinstance(widget, QAbstractSpinBox):
+        editor = widget.findChild(QLineEdit)
+        if editor is not None:
+            editor.setObjectName(f"{object_name}_text")
+            editor.setAccessibleName(f"{accessible_name} (typed value)")
     return widget
+
+
+def _role(child: QWidget) -> str:
+    if isinstance(child, QScrollBar):
+        return "vertical scroll bar" if child.orientation() == Qt.Orientation.Vertical else "scroll bar"
+    if isinstance(child, QAbstractSlider):
+        return "slider"
+    if isinstance(child, QAbstractSpinBox):
+        return "value"
+    if isinstance(child, QLineEdit):
+        return "text" if isinstance(child.parent(), QAbstractSpinBox) else "value"
+    return "button"
 
 
 def name_internals(widget: QWidget, object_name: str, accessible_name: str) -> None:
@@ -41,16 +67,7 @@ def name_internals(widget: QWidget, object_name: str, accessible_name: str) -> N
     for child in widget.findChildren(QWidget):
         if not isinstance(child, NAMED_CONTROLS):
             continue
-        if isinstance(child, QScrollBar):
-            role = "vertical scroll bar" if child.orientation() == Qt.Orientation.Vertical else "scroll bar"
-        elif isinstance(child, QAbstractSlider):
-            role = "slider"
-        elif isinstance(child, QAbstractSpinBox):
-            role = "value"
-        elif isinstance(child, QLineEdit):
-            role = "text" if isinstance(child.parent(), QAbstractSpinBox) else "value"
-        else:
-            role = "button"
+        role = _role(child)
         if not child.objectName() or child.objectName().startswith("qt_") or child.objectName() in used:
             base = f"{object_name}_{role.replace(' ', '_')}"
             name, n = base, 2
@@ -75,21 +92,11 @@ def blocked(*objects: QObject) -> Iterator[None]:
             obj.blockSignals(was)
 
 
-def format_value(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def change_lines(event: Any) -> list[str]:
-    """One line per changed field: ``iteration 120: inner.lr 0.02 → 0.01``."""
-    return [f"iteration {event.iteration}: {path} {format_value(old)} → {format_value(new)}"
-            for path, (old, new) in event.changes.items()]
-
-
-def change_text(event: Any) -> str:
-    """All of an event's changes on one line: ``iteration 120: inner.lr 0.02 → 0.01, inner.steps 5 → 10``."""
-    parts = [f"{path} {format_value(old)} → {format_value(new)}" for path, (old, new) in event.changes.items()]
-    return f"iteration {event.iteration}: " + ", ".join(parts)
-
-
 def humanize(name: str) -> str:
+    """A field name as words: ``meta_batch`` reads ``meta batch``."""
     return name.replace("_", " ")
+
+
+def format_value(value: Any) -> str:
+    """A config value as a control or a log line shows it: floats short (``0.02``), the rest as ``str``."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
