@@ -20,7 +20,8 @@ import torch
 
 from reptile_engine.rl.agents import ActorCritic
 from reptile_engine.rl.families import make_family
-from reptile_engine.rl.runner import MetaEpisodeRunner, action_noise, episode_seeds, to_env_actions
+from reptile_engine.rl.noise import action_noise
+from reptile_engine.rl.runner import MetaEpisodeRunner, episode_seeds, to_env_actions
 
 TASKS = 20
 TARGET = 4.0

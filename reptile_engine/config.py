@@ -162,6 +162,10 @@ class LandscapeConfig:
     snapshot_every: int = _field(20, "Meta-iterations between trajectory snapshots.", min=1, max=1_000_000)
 
 
+NOISE_PROCESSES = ("gaussian", "ou", "pink")
+"""The exploration noise processes of ``rl.noise`` (``reptile_engine.rl.noise``)."""
+
+
 @dataclass(frozen=True)
 class RLConfig:
     """Meta-RL on a gymnasium task family: the agent and its inner loop (the outer loop is ``meta``)."""
@@ -206,6 +210,11 @@ class RLConfig:
     noise_clip: float = _field(0.5, "TD3: clip of the target policy noise.", min=0.0, max=10.0)
     policy_delay: int = _field(2, "TD3: critic steps per actor step.", min=1, max=100)
     exploration_noise: float = _field(0.1, "TD3: Gaussian exploration noise while collecting.", min=1e-4, max=10.0)
+    noise: str = _field("gaussian", "Action noise while collecting: independent per step (gaussian), "
+                        "Ornstein-Uhlenbeck (ou, correlated across steps) or pink (power ~ 1/f).",
+                        choices=NOISE_PROCESSES, live=True)
+    noise_correlation: float = _field(0.95, "Ornstein-Uhlenbeck noise: correlation between consecutive steps.",
+                                      min=0.0, max=0.999, live=True)
     buffer_size: int = _field(100_000, "TD3: replay capacity per task.", min=1, max=10_000_000)
 
 

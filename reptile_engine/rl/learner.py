@@ -83,7 +83,7 @@ class RLLearner:
         configure_threads(config.threads, self.agent.size, self._device)
         self.inner = offpolicy if isinstance(self.agent, TD3Agent) else onpolicy
         self.runner = MetaEpisodeRunner(self.family, self.agent, horizon=rl.horizon or None, backend=rl.backend,
-                                        device=self._device)
+                                        device=self._device, noise=rl.noise, noise_correlation=rl.noise_correlation)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self._initial_theta = self.agent.init(self.generator).to(self._device)
@@ -104,11 +104,16 @@ class RLLearner:
     def inner_rate_field(self, config: ExperimentConfig) -> str:
         return "rl.actor_lr" if config.rl.algorithm == "td3" else "rl.lr"
 
+    def _explore_as(self, rl: RLConfig) -> None:
+        """Collect with the exploration noise ``rl`` names now (``rl.noise`` may change while the run goes)."""
+        self.runner.noise, self.runner.noise_correlation = rl.noise, rl.noise_correlation
+
     def adapt(self, theta: torch.Tensor, config: ExperimentConfig, inner_lr: float
               ) -> Generator[Progress, None, Adaptation]:
         """The next meta-batch's tasks and episode seeds from the numpy generator, adapted from ``theta`` by the
         inner loop at ``inner_lr``; yields ``Progress`` after every environment and gradient step."""
         rl, count = config.rl, config.meta.meta_batch
+        self._explore_as(rl)
         tasks = self.family.sample_tasks(self.rng, count)
         seeds = self.rng.integers(0, SEED_HIGH, size=(collections(rl.updates), count))
         steps_before = self.runner.env_steps
@@ -159,6 +164,7 @@ class RLLearner:
         and one for the episodes after the last.
         """
         tasks = list(tasks)
+        self._explore_as(config.rl)
         seeds = np.random.default_rng(seed).integers(0, SEED_HIGH, size=(collections(updates), len(tasks)))
         return self.inner.adapt(self.agent, self.runner, start.detach(), tasks, seeds, config.rl,
                                 torch.Generator().manual_seed(seed), updates=updates, episodes=episodes)
@@ -194,6 +200,7 @@ class RLLearner:
         first two of them, adapted, draw the inner paths (and span the task plane).
         """
         rl, theta = config.rl, theta.detach()
+        self._explore_as(rl)
         tasks = self.held_out_tasks(config)[:max(2, settings.tasks)]
         seed = int(torch.randint(0, SEED_HIGH, (1,), generator=generator))
         seeds = np.random.default_rng(seed).integers(0, SEED_HIGH, size=(len(tasks),))
@@ -209,6 +216,7 @@ class RLLearner:
     def fit_task(self, theta: torch.Tensor, request: Any, config: ExperimentConfig, iteration: int) -> Rollouts:
         """Episodes of a held-out task (drawn from ``request.seed``) after each of ``request.steps`` updates, with
         exploration noise and with the mean action."""
+        self._explore_as(config.rl)
         task = self.family.sample_tasks(np.random.default_rng(request.seed), 1)[0]
         episode_seed = int(np.random.default_rng(request.seed).integers(0, SEED_HIGH))
         traces, returns, mean_traces, mean_returns = [], [], [], []

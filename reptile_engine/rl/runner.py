@@ -22,8 +22,8 @@ log-probability is exact) and clipped and rescaled to the action space's bounds 
 environment (``to_env_actions``).
 
 Reproducibility: ``seeds[t]`` alone decides task ``t``'s episodes: its environments are reset with
-``episode_seeds(seeds[t], E)`` and its action noise is ``action_noise(seeds[t], horizon, E, act_dim)``. The
-same seed gives the same episodes whatever else is in the meta-batch.
+``episode_seeds(seeds[t], E)`` and its action noise is ``noise.action_noise(seeds[t], horizon, E, act_dim, ...)``
+of the runner's ``noise`` process. The same seed gives the same episodes whatever else is in the meta-batch.
 
 >>> from reptile_engine.rl.agents import ActorCritic
 >>> from reptile_engine.rl.families import make_family
@@ -52,6 +52,7 @@ from reptile_engine.learner import exhaust
 from reptile_engine.rl.agents import ActorCritic
 from reptile_engine.rl.buffers import RolloutBuffer
 from reptile_engine.rl.families.base import TaskFamily
+from reptile_engine.rl.noise import action_noise
 
 Task = Mapping[str, Any]
 T = TypeVar("T")
@@ -87,11 +88,6 @@ class Rollout(NamedTuple):
 def episode_seeds(seed: int, episodes: int) -> list[int]:
     """Reset seeds of a task's ``episodes`` environments, derived from the task's collection seed."""
     return [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(episodes)]
-
-
-def action_noise(seed: int, steps: int, episodes: int, act_dim: int) -> torch.Tensor:
-    """A task's standard-normal action noise for one collection, ``[steps, episodes, act_dim]``."""
-    return torch.randn(steps, episodes, act_dim, generator=torch.Generator().manual_seed(int(seed)))
 
 
 def to_env_actions(actions: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -175,7 +171,8 @@ class MetaEpisodeRunner:
     """
 
     def __init__(self, family: TaskFamily, agent: ActorCritic, *, horizon: int | None = None, backend: str = "auto",
-                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP, device: torch.device | str = "cpu"):
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP, device: torch.device | str = "cpu",
+                 noise: str = "gaussian", noise_correlation: float = 0.0):
         if backend not in ("auto", "native", "vector"):
             raise ValueError(f"backend must be auto, native or vector, got {backend!r}")
         if backend == "auto":
@@ -202,6 +199,8 @@ class MetaEpisodeRunner:
         self._pools: dict[tuple[int, int], tuple[list[Task], _NativePool | _VectorPool]] = {}
         self.env_steps = 0
         """Environment steps taken in real episodes (padding excluded) since construction."""
+        self.noise, self.noise_correlation = noise, noise_correlation
+        """The exploration noise process (``rl.noise``) and its step-to-step correlation for the next collections."""
 
     def _pool(self, tasks: list[Task], episodes: int) -> _NativePool | _VectorPool:
         """Environments for ``tasks`` x ``episodes`` (task-major): built once per meta-batch shape, then re-targeted."""
@@ -246,7 +245,8 @@ class MetaEpisodeRunner:
         if len(seeds) != t or e < 1:
             raise ValueError(f"need one seed per task ({t}) and at least one episode, got {len(seeds)} and {e}")
         pool = self._pool(tasks, e)
-        noise = torch.stack([action_noise(seed, s, e, a) for seed in seeds]).to(self.device)  # [T, S, E, A]
+        noise = torch.stack([action_noise(seed, s, e, a, self.noise, correlation=self.noise_correlation)
+                             for seed in seeds]).to(self.device)  # [T, S, E, A]
         if deterministic:
             noise.zero_()
         obs = pool.reset([r for seed in seeds for r in episode_seeds(seed, e)])

@@ -49,6 +49,8 @@ LIVE = {
     "rl.actor_lr",
     "rl.critic_lr",
     "rl.entropy_coef",
+    "rl.noise",
+    "rl.noise_correlation",
 }
 
 

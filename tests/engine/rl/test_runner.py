@@ -9,7 +9,8 @@ from gymnasium.vector import AutoresetMode
 
 from reptile_engine.rl.agents import ActorCritic
 from reptile_engine.rl.families import make_family
-from reptile_engine.rl.runner import MetaEpisodeRunner, action_noise, episode_seeds, to_env_actions
+from reptile_engine.rl.noise import action_noise
+from reptile_engine.rl.runner import MetaEpisodeRunner, episode_seeds, to_env_actions
 
 # family, backend, autoreset mode, horizon (a cut below the family's own time limit, or the limit itself).
 # Point-nav's goals next to the origin end episodes early (terminated) while the far goal runs into the
