@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from gui_testlib import PlotKeeper, store_with_landscape, synthetic_landscape
+from gui_testlib import store_with_landscape, synthetic_landscape
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
@@ -19,13 +19,6 @@ def controls(qtbot):
     widget = LandscapeControls()
     qtbot.addWidget(widget)
     return widget
-
-
-@pytest.fixture
-def make(qtbot):
-    keeper = PlotKeeper(qtbot)
-    yield keeper
-    keeper.close_all()
 
 
 @pytest.fixture

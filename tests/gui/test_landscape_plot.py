@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from gui_testlib import PlotKeeper, store_with_landscape, synthetic_landscape
+from gui_testlib import store_with_landscape, synthetic_landscape
 from PySide6.QtCore import QPoint, QPointF
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
@@ -20,13 +20,6 @@ from reptile_gui.store import RunStore
 from reptile_gui.toolkit import NAMED_CONTROLS
 
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-@pytest.fixture
-def make(qtbot):
-    keeper = PlotKeeper(qtbot)
-    yield keeper
-    keeper.close_all()
 
 
 @pytest.fixture
